@@ -1,0 +1,131 @@
+// Package address finds every address a mail client could show for a sender header field,
+// and defines the one canonical form in which rules and candidates are compared.
+package address
+
+import (
+	"errors"
+	"strings"
+	"sync"
+	"unicode/utf8"
+
+	"golang.org/x/net/idna"
+)
+
+// Address is one address as found in a header field, an envelope or a rules file.
+type Address struct {
+	Local  string // local part: its unquoted value (quoted-pairs resolved), case kept
+	Domain string // domain as found, case kept; "" when there was no @ (unqualified)
+}
+
+// ErrEmpty is returned by [ParseAddr] for an empty address.
+var ErrEmpty = errors.New("address: empty address")
+
+// ParseAddr reads one address as written in a rules file, an envelope or BFS_ALLOW:
+// user@host, "quoted local"@host, <user@host>, or an unqualified user. It splits at the
+// last @, since a domain cannot hold one but a quoted local part can.
+func ParseAddr(s string) (Address, error) {
+	s = strings.TrimSpace(s)
+	if len(s) >= 2 && s[0] == '<' && s[len(s)-1] == '>' {
+		s = strings.TrimSpace(s[1 : len(s)-1])
+	}
+	if s == "" {
+		return Address{}, ErrEmpty
+	}
+	at := strings.LastIndexByte(s, '@')
+	if at < 0 {
+		return Address{Local: unquote(s)}, nil
+	}
+	return Address{Local: unquote(s[:at]), Domain: s[at+1:]}, nil
+}
+
+// unquote returns the value of a quoted local part ("a\"b" -> a"b); other text is returned
+// as it is.
+func unquote(s string) string {
+	if len(s) < 2 || s[0] != '"' || s[len(s)-1] != '"' {
+		return s
+	}
+	s = s[1 : len(s)-1]
+	if strings.IndexByte(s, '\\') < 0 {
+		return s
+	}
+	var b strings.Builder
+	b.Grow(len(s))
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+1 < len(s) {
+			i++
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+// Canonical returns the address in the form rules are compared in: "local@domain" with the
+// local part lower-cased and the domain in [CanonicalDomain] form, or the lower-cased local
+// part alone when the address is unqualified.
+func (a Address) Canonical() string {
+	local := lower(a.Local)
+	if a.Domain == "" {
+		return local
+	}
+	return local + "@" + CanonicalDomain(a.Domain)
+}
+
+// String returns the address as "local@domain" (or "local"), case kept.
+func (a Address) String() string {
+	if a.Domain == "" {
+		return a.Local
+	}
+	return a.Local + "@" + a.Domain
+}
+
+// lookupProfile is UTS #46 mapping for lookup (case folding, NFC, width mapping), without
+// the strict host-name rules that would refuse underscores or long labels: a rule and a
+// candidate that a resolver would send to the same domain must compare equal.
+var lookupProfile = sync.OnceValue(func() *idna.Profile {
+	return idna.New(
+		idna.MapForLookup(),
+		idna.Transitional(false),
+		idna.StrictDomainName(false),
+		idna.VerifyDNSLength(false),
+		idna.BidiRule(),
+	)
+})
+
+// CanonicalDomain returns domain lower-cased, without its trailing dot, and, when it is
+// internationalised, in lower-case ACE form (RFC 5890), so that @bücher.example and
+// @xn--bcher-kva.example compare equal. A domain IDNA cannot convert is kept lower-cased,
+// which still makes a rule match a candidate written the same way.
+func CanonicalDomain(domain string) string {
+	domain = strings.TrimSuffix(domain, ".")
+	if isASCII(domain) {
+		return lower(domain)
+	}
+	if strings.HasPrefix(domain, "[") { // domain literal: not a name
+		return strings.ToLower(domain)
+	}
+	ace, err := lookupProfile().ToASCII(domain)
+	if err != nil || ace == "" {
+		return strings.ToLower(domain)
+	}
+	return strings.TrimSuffix(ace, ".")
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
+}
+
+// lower is strings.ToLower without an allocation when s is already lower-case ASCII.
+func lower(s string) string {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= utf8.RuneSelf || ('A' <= c && c <= 'Z') {
+			return strings.ToLower(s)
+		}
+	}
+	return s
+}
