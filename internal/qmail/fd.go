@@ -1,0 +1,77 @@
+package qmail
+
+import (
+	"os"
+	"strings"
+	"syscall"
+)
+
+// openFile returns fd as an *os.File when it is open, and nil otherwise. Descriptors
+// qmail did not set up may be closed or hold anything, so callers check the kind.
+func openFile(fd int, name string) (*os.File, syscall.Stat_t) {
+	var st syscall.Stat_t
+	if err := syscall.Fstat(fd, &st); err != nil {
+		return nil, st
+	}
+	return os.NewFile(uintptr(fd), name), st
+}
+
+// EnvelopeFD3 returns fd 3 when it is open for reading, as qmail-qfilter leaves it: the
+// envelope in qmail-queue form. It returns nil when fd 3 is closed.
+func EnvelopeFD3() *os.File {
+	f, st := openFile(3, "envelope")
+	if f == nil {
+		return nil
+	}
+	if st.Mode&syscall.S_IFMT == syscall.S_IFDIR {
+		return nil
+	}
+	fl, err := fcntlGetfl(3)
+	if err != nil || fl&syscall.O_ACCMODE == syscall.O_WRONLY {
+		return nil
+	}
+	return f
+}
+
+// CustomErrorPipe returns fd 6 when it is open as a writable pipe, which is how a qmail
+// with the custom-error patch (netqmail patch, notqmail, qmailtoaster, sagredo) hands it to
+// the queue program; nil otherwise. On an unpatched qmail exit 82 would be a temporary
+// failure, so callers fall back to [ExitRejected].
+func CustomErrorPipe() *os.File {
+	f, st := openFile(6, "custom-error")
+	if f == nil {
+		return nil
+	}
+	if st.Mode&syscall.S_IFMT != syscall.S_IFIFO {
+		return nil
+	}
+	fl, err := fcntlGetfl(6)
+	if err != nil || fl&syscall.O_ACCMODE == syscall.O_RDONLY {
+		return nil
+	}
+	return f
+}
+
+func fcntlGetfl(fd int) (int, error) {
+	r, _, e := syscall.Syscall(syscall.SYS_FCNTL, uintptr(fd), syscall.F_GETFL, 0)
+	if e != 0 {
+		return 0, e
+	}
+	return int(r), nil
+}
+
+// CustomErrorText turns reason into the reply text of the custom-error patch: "D" and one
+// printable line, at most 255 bytes in all, since qmail-smtpd reads no more and a line end
+// would desynchronise the SMTP dialogue.
+func CustomErrorText(reason string) []byte {
+	var b strings.Builder
+	b.WriteByte('D')
+	for i := 0; i < len(reason) && b.Len() < 255; i++ {
+		c := reason[i]
+		if c < 0x20 || c >= 0x7f {
+			c = ' ' // control bytes and 8-bit bytes: not on an SMTP reply line
+		}
+		b.WriteByte(c)
+	}
+	return []byte(b.String())
+}
