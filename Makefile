@@ -1,0 +1,46 @@
+# block-forged-sender: build, demo, tests, fuzzing and benchmarks.
+GO      ?= go
+BIN     := bin/block-forged-sender
+CORPUS  ?= ../shared/corpus
+FUZZTIME ?= 20s
+export CGO_ENABLED ?= 0
+
+.PHONY: build demo test check-format fuzz bench clean
+
+build:
+	$(GO) build -trimpath -o $(BIN) ./cmd/block-forged-sender
+	ln -sf block-forged-sender bin/block-forged-sender-queue
+
+# Build, then run the filter on the example rules and messages, showing each verdict and why.
+demo: build
+	examples/run $(BIN)
+
+# All tests: formatting, vet, unit and end-to-end tests with the race detector, and the
+# shared corpus in filter mode (envelope from the environment, then from fd 3).
+test: check-format build
+	$(GO) vet ./...
+	CGO_ENABLED=1 $(GO) test -race -shuffle=on -count=1 ./...
+	@if [ -x $(CORPUS)/run-corpus ]; then \
+		$(CORPUS)/run-corpus $(BIN) && RUN_CORPUS_FD3=1 $(CORPUS)/run-corpus $(BIN); \
+	elif [ -n "$$BFS_REQUIRE_TOOLS" ]; then \
+		echo "corpus not found at $(CORPUS)" >&2; exit 1; \
+	else echo "skipping the shared corpus: $(CORPUS) not found"; fi
+
+check-format:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+# Every fuzz target for FUZZTIME each.
+fuzz:
+	@for pkg in $$($(GO) list ./...); do \
+		for t in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+			echo "fuzz $$pkg $$t"; \
+			$(GO) test -run='^$$' -fuzz="^$$t$$" -fuzztime=$(FUZZTIME) $$pkg || exit 1; \
+		done; \
+	done
+
+bench: build
+	bench/run
+
+clean:
+	rm -rf bin

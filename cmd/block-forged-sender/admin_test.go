@@ -1,0 +1,129 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestCheck(t *testing.T) {
+	rules := rulesFile(t, testRules)
+	msg := filepath.Join(t.TempDir(), "forged.eml")
+	if err := os.WriteFile(msg, []byte(forgedMsg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name  string
+		args  []string
+		env   map[string]string
+		stdin string
+		code  int
+		want  []string // lines of stdout, in order
+	}{
+		{"blocked sender", []string{"--sender", "CEO@ours.example"}, nil, "", 1, []string{
+			`envelope    "CEO@ours.example" (looked up as "ceo@ours.example")`,
+			"            matches " + rules + ":1: @ours.example (forged: ours.example used from outside)",
+			"verdict: reject (envelope CEO@ours.example: forged: ours.example used from outside)"}},
+		{"excepted sender", []string{"--sender", "alerts@ours.example"}, nil, "", 0, []string{
+			`envelope    "alerts@ours.example"`,
+			"            matches " + rules + ":1: @ours.example (forged: ours.example used from outside)",
+			"            excepted by " + rules + ":3: !alerts@ours.example (monitoring service)",
+			"verdict: pass"}},
+		{"message file", []string{"--sender", "bounce@evil.example", msg}, nil, "", 1, []string{
+			`envelope    "bounce@evil.example"`, "            no rule matches",
+			`From        "ceo@ours.example"`,
+			"            matches " + rules + ":1: @ours.example (forged: ours.example used from outside)",
+			"verdict: reject (From ceo@ours.example: forged: ours.example used from outside)"}},
+		{"message on stdin, header alone", []string{"-"}, nil, legitMsg, 0, []string{
+			`From        "anna@partner.example"`, "            no rule matches", "verdict: pass"}},
+		{"relay client", []string{"--sender", "ceo@ours.example"}, map[string]string{"RELAYCLIENT": ""}, "", 0, []string{
+			"client trusted (relayclient): nothing checked", "verdict: pass"}},
+		{"scoped exception", []string{"--sender", "x@customer.example", "--rcpt", "a@customer.example", "--client", "192.0.2.9"}, nil, "", 0, []string{
+			`envelope    "x@customer.example"`,
+			"            matches " + rules + ":6: @customer.example (forged: customer.example used from outside)",
+			"            excepted by " + rules + ":5: !@customer.example (billing provider)",
+			"verdict: pass"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := with(tt.env, "BFS_RULES", rules)
+			res := proc{args: append([]string{"check"}, tt.args...), env: env, stdin: []byte(tt.stdin)}.run(t)
+			if res.code != tt.code {
+				t.Fatalf("exit %d, want %d; stdout %s stderr %s", res.code, tt.code, res.stdout, res.stderr)
+			}
+			lines := strings.Split(strings.TrimSuffix(string(res.stdout), "\n"), "\n")
+			if len(lines) < 1 || !strings.HasPrefix(lines[0], "rules: ") {
+				t.Fatalf("stdout %q does not start with the rules line", res.stdout)
+			}
+			if got := lines[1:]; strings.Join(got, "\n") != strings.Join(tt.want, "\n") {
+				t.Errorf("stdout:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(tt.want, "\n"))
+			}
+		})
+	}
+	if res := (proc{args: []string{"check"}, env: map[string]string{"BFS_RULES": rules}}).run(t); res.code != 2 {
+		t.Errorf("check without arguments: exit %d, want 2", res.code)
+	}
+	if res := (proc{args: []string{"check", "--sender", "a@b"}, env: map[string]string{"BFS_RULES": filepath.Join(t.TempDir(), "x")}}).run(t); res.code != 111 {
+		t.Errorf("check with missing rules: exit %d, want 111", res.code)
+	}
+}
+
+func TestCompile(t *testing.T) {
+	src := rulesFile(t, testRules)
+	res := proc{args: []string{"compile", src}}.run(t)
+	want := "block-forged-sender: compiled 6 entries from " + src + " into " + src + ".cdb\n"
+	if res.code != 0 || string(res.stdout) != want {
+		t.Fatalf("compile: exit %d, stdout %q, stderr %q; want 0, %q", res.code, res.stdout, res.stderr, want)
+	}
+	old, err := os.ReadFile(src + ".cdb")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(src, []byte("@ours.example\n\nbad entry here\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res = proc{args: []string{"compile", src}}.run(t)
+	if res.code != 111 || !strings.Contains(string(res.stderr), src+":3:") {
+		t.Errorf("compile with a syntax error: exit %d, stderr %q; want 111 naming %s:3", res.code, res.stderr, src)
+	}
+	now, _ := os.ReadFile(src + ".cdb")
+	if !bytes.Equal(old, now) {
+		t.Errorf("a failed compile changed the old CDB")
+	}
+	dst := filepath.Join(t.TempDir(), "out.cdb")
+	if res := (proc{args: []string{"compile", rulesFile(t, "@x.example\n"), dst}}).run(t); res.code != 0 || !exists(dst) {
+		t.Errorf("compile SRC DST: exit %d, %s exists %v", res.code, dst, exists(dst))
+	}
+	if res := (proc{args: []string{"compile"}}).run(t); res.code != 2 {
+		t.Errorf("compile without arguments: exit %d, want 2", res.code)
+	}
+}
+
+func TestHelpAndVersion(t *testing.T) {
+	for _, args := range [][]string{{"help"}, {"--help"}, {"filter", "--help"}, {"queue", "-h"}, {"check", "--help"}, {"compile", "--help"}, {"help", "filter"}} {
+		res := proc{args: args}.run(t)
+		if res.code != 0 || !bytes.HasPrefix(res.stdout, []byte("usage: block-forged-sender")) || len(res.stderr) != 0 {
+			t.Errorf("%q: exit %d, stdout %.60q, stderr %q", args, res.code, res.stdout, res.stderr)
+		}
+	}
+	res := proc{args: []string{"filter", "--help"}}.run(t)
+	for _, want := range []string{"--rules, BFS_RULES", "--max-field, BFS_MAXFIELD", "--ignore-relayclient, BFS_IGNORERELAYCLIENT", "--custom-error, BFS_CUSTOMERROR"} {
+		if !strings.Contains(string(res.stdout), want) {
+			t.Errorf("filter --help lacks %q", want)
+		}
+	}
+	if res := (proc{args: []string{"queue", "--help"}}).run(t); !strings.Contains(string(res.stdout), "--qmail-queue, BFS_QMAILQUEUE") {
+		t.Errorf("queue --help lacks --qmail-queue")
+	}
+	if res := (proc{args: []string{"version"}}).run(t); res.code != 0 || !strings.HasPrefix(string(res.stdout), "block-forged-sender ") {
+		t.Errorf("version: exit %d, %q", res.code, res.stdout)
+	}
+	if res := (proc{args: []string{"bogus"}}).run(t); res.code != 2 {
+		t.Errorf("unknown command: exit %d, want 2", res.code)
+	}
+	if res := (proc{}).run(t); res.code != 2 {
+		t.Errorf("no command: exit %d, want 2", res.code)
+	}
+}
