@@ -76,8 +76,12 @@ func runCheck(args []string, e env, std stdio) int {
 			defer f.Close()
 			r = f
 		}
-		if cands, _, err = scanHeader(r, io.Discard, c); err != nil {
+		var tooMany bool
+		if cands, _, tooMany, err = scanHeader(r, io.Discard, c); err != nil {
 			return fail(err)
+		}
+		if tooMany {
+			fmt.Fprintf(std.out, "warning: %v: only the first %d are checked, and the filter would not pass the message\n", errTooManyCandidates, len(cands))
 		}
 	}
 	sender := strings.TrimSpace(c.sender)

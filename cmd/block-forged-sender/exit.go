@@ -59,7 +59,7 @@ func exitCode(err error) int {
 			return qmail.ExitWriteError
 		}
 		return qmail.ExitReadError
-	case errors.Is(err, header.ErrFieldTooLong):
+	case errors.Is(err, header.ErrFieldTooLong), errors.Is(err, errTooManyCandidates):
 		return qmail.ExitReadError
 	case errors.As(err, &cpErr):
 		if cpErr.write() {

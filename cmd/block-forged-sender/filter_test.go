@@ -116,6 +116,8 @@ func TestFilter(t *testing.T) {
 		{"envelope on fd 3 is preferred", proc{env: partner, fd3: []byte("Fceo@ours.example\x00Tx@ours.example\x00\x00"), stdin: []byte(legitMsg)}, 31,
 			map[string]string{"matched": "envelope:ceo@ours.example"}, ""},
 		{"empty message", proc{env: partner}, 0, map[string]string{"size": "0"}, ""},
+		{"too many addresses, ours among the first", proc{env: partner, stdin: []byte("From: ceo@ours.example, " + manyAddrs(5000, "partner.example") + "\n\nbody\n")}, 31,
+			map[string]string{"matched": "From:ceo@ours.example"}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -160,6 +162,7 @@ func TestFilterFaults(t *testing.T) {
 		{"malformed envelope on fd 3", proc{env: partner, fd3: []byte("Fa@b\x00Tc@d\x00")}, 91, "missing final NUL"},
 		{"empty envelope on fd 3", proc{env: partner, fd3: []byte{}}, 91, "empty"},
 		{"sender field over the cap", proc{env: with(partner, "BFS_MAXFIELD", "64"), stdin: []byte("From: " + strings.Repeat("x", 100) + "@partner.example\n\nbody\n")}, 54, "too long"},
+		{"too many sender addresses", proc{env: partner, stdin: []byte("From: " + manyAddrs(5000, "partner.example") + "\n\nbody\n")}, 54, "too many"},
 		{"unqualified sender without a default host", proc{env: with(partner, "QMAILUSER", "ceo", "QMAILHOST", "")}, 55, "default host"},
 	}
 	for _, tt := range tests {
@@ -187,4 +190,16 @@ func TestRulesStaleReadOnly(t *testing.T) {
 	if os.Geteuid() == 0 {
 		t.Skip("root writes any directory; covered by internal/rules tests through a hook")
 	}
+}
+
+// manyAddrs is a From value with n distinct addresses at domain.
+func manyAddrs(n int, domain string) string {
+	var b strings.Builder
+	for i := range n {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString("u" + strconv.Itoa(i) + "@" + domain)
+	}
+	return b.String()
 }

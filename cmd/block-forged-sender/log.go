@@ -47,6 +47,9 @@ func newLogger(c *config, stderr io.Writer) *slog.Logger {
 	return slog.New(h)
 }
 
+// maxLogFrom bounds the header addresses named in a log line.
+const maxLogFrom = 20
+
 // record is what one message's log line says.
 type record struct {
 	start    time.Time
@@ -92,7 +95,11 @@ func (r *record) log(lg *slog.Logger, e env) {
 		attrs = append(attrs, slog.String("sender", s))
 	}
 	if len(r.from) > 0 {
-		attrs = append(attrs, slog.String("from", strings.Join(r.from, ",")))
+		from := strings.Join(r.from[:min(len(r.from), maxLogFrom)], ",")
+		if len(r.from) > maxLogFrom {
+			from += ",... (" + strconv.Itoa(len(r.from)) + " in all)"
+		}
+		attrs = append(attrs, slog.String("from", from))
 	}
 	if ip := e.get("TCPREMOTEIP"); ip != "" {
 		attrs = append(attrs, slog.String("client", ip))

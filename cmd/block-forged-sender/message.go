@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net/netip"
@@ -14,19 +15,38 @@ import (
 	"block-forged-sender/internal/rules"
 )
 
-// scanHeader copies the header section of r to w and returns the sender candidates of
-// its sender fields. The caller copies the body.
-func scanHeader(r io.Reader, w io.Writer, c *config) ([]policy.Candidate, int64, error) {
-	var cands []policy.Candidate
+// maxCandidates bounds the distinct sender addresses judged for one message. A message
+// with more is judged on the first ones and, unless they reject it, fails temporarily:
+// it never passes unchecked.
+const maxCandidates = 4 * address.MaxCandidates
+
+// errTooManyCandidates is returned for a message over maxCandidates.
+var errTooManyCandidates = errors.New("too many sender addresses in the header")
+
+// scanHeader copies the header section of r to w and returns the distinct sender
+// candidates of its sender fields; tooMany reports that some were left out. The caller
+// copies the body.
+func scanHeader(r io.Reader, w io.Writer, c *config) (cands []policy.Candidate, n int64, tooMany bool, err error) {
 	var addrs []address.Address
-	n, err := header.Scan(r, w, c.headerOptions(), func(f header.Field) error {
-		addrs = address.Candidates(addrs[:0], f.Value)
+	seen := map[address.Address]bool{}
+	n, err = header.Scan(r, w, c.headerOptions(), func(f header.Field) error {
+		var aerr error
+		addrs, aerr = address.CandidatesMax(addrs[:0], f.Value, address.MaxCandidates)
+		tooMany = tooMany || aerr != nil
 		for _, a := range addrs {
+			if seen[a] {
+				continue
+			}
+			if len(cands) == maxCandidates {
+				tooMany = true
+				break
+			}
+			seen[a] = true
 			cands = append(cands, policy.Candidate{Source: f.Name, Addr: a})
 		}
 		return nil
 	})
-	return cands, n, err
+	return cands, n, tooMany, err
 }
 
 // trust returns why the client is trusted to pass unchecked, or "" when it is not.

@@ -145,7 +145,7 @@ func filterMessage(c *config, e env, std stdio, rec *record, _ *atomic.Pointer[q
 	defer set.Close()
 	rec.warning = loadWarning(info)
 
-	cands, n, err := scanHeader(std.in, std.out, c)
+	cands, n, tooMany, err := scanHeader(std.in, std.out, c)
 	rec.size = n
 	if err != nil {
 		return 0, err
@@ -172,7 +172,7 @@ func filterMessage(c *config, e env, std stdio, rec *record, _ *atomic.Pointer[q
 	if err != nil {
 		return 0, err
 	}
-	return decide(c, e, envl, cands, rec, set)
+	return decide(c, e, envl, cands, tooMany, rec, set)
 }
 
 // queueMessage handles one message as QMAILQUEUE, in front of the real qmail-queue.
@@ -202,8 +202,8 @@ func queueMessage(c *config, e env, std stdio, rec *record, child *atomic.Pointe
 		return 0, err
 	}
 	child.Store(q)
-	return queueStream(q, std.in, envFile, rec, c, func(envl qmail.Envelope, cands []policy.Candidate) (int, error) {
-		return decide(c, e, envl, cands, rec, set)
+	return queueStream(q, std.in, envFile, rec, c, func(envl qmail.Envelope, cands []policy.Candidate, tooMany bool) (int, error) {
+		return decide(c, e, envl, cands, tooMany, rec, set)
 	})
 }
 
@@ -211,11 +211,12 @@ func queueMessage(c *config, e env, std stdio, rec *record, child *atomic.Pointe
 // not nil, then reads the envelope from envFile, asks judge, and either gives qmail-queue
 // the envelope or aborts it. Nothing but the header field being scanned is held in memory.
 func queueStream(q *qmail.Queue, in, envFile *os.File, rec *record, c *config,
-	judge func(qmail.Envelope, []policy.Candidate) (int, error)) (int, error) {
+	judge func(qmail.Envelope, []policy.Candidate, bool) (int, error)) (int, error) {
 	var cands []policy.Candidate
+	var tooMany bool
 	var err error
 	if c != nil {
-		cands, rec.size, err = scanHeader(in, q.Message, c)
+		cands, rec.size, tooMany, err = scanHeader(in, q.Message, c)
 	}
 	if err == nil {
 		var m int64
@@ -245,7 +246,7 @@ func queueStream(q *qmail.Queue, in, envFile *os.File, rec *record, c *config,
 	}
 	rec.haveEnv, rec.sender = true, envl.Sender
 	if judge != nil {
-		code, err := judge(envl, cands)
+		code, err := judge(envl, cands, tooMany)
 		if err != nil || code != qmail.ExitOK {
 			q.Abort()
 			return code, err
@@ -272,8 +273,9 @@ func qmailQueueExit(code int, rec *record) (int, error) {
 }
 
 // decide judges a message whose envelope and header candidates are known, and returns its
-// exit code: 0 to pass, 31 or 82 to reject.
-func decide(c *config, e env, envl qmail.Envelope, cands []policy.Candidate, rec *record, set policy.Lookuper) (int, error) {
+// exit code: 0 to pass, 31 or 82 to reject. tooMany says candidates were left out: then
+// the message may be rejected on those seen, but never passed.
+func decide(c *config, e env, envl qmail.Envelope, cands []policy.Candidate, tooMany bool, rec *record, set policy.Lookuper) (int, error) {
 	rec.haveEnv, rec.sender = true, envl.Sender
 	for _, c := range cands {
 		if a := c.Addr.String(); !slices.Contains(rec.from, a) {
@@ -289,6 +291,9 @@ func decide(c *config, e env, envl qmail.Envelope, cands []policy.Candidate, rec
 		return 0, err
 	}
 	rec.decision = &d
+	if tooMany && d.Verdict == policy.Pass {
+		return 0, errTooManyCandidates
+	}
 	if d.Verdict == policy.Pass || c.mode == modeMonitor {
 		rec.verdict = "pass"
 		return qmail.ExitOK, nil
@@ -311,4 +316,3 @@ func rejectCode(c *config, d policy.Decision) int {
 	}
 	return qmail.ExitRejected
 }
-

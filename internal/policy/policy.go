@@ -101,6 +101,7 @@ func Decide(in Input, l Lookuper) (Decision, error) {
 	scope.Recipients = in.Recipients
 	d := Decision{Verdict: Pass}
 	decider := -1
+	seen := make(map[string]bool, len(in.Headers)+1)
 	check := func(source string, a address.Address) error {
 		if a.Domain == "" {
 			// An unqualified address is qualified as qmail would deliver a reply to it, so
@@ -119,11 +120,10 @@ func Decide(in Input, l Lookuper) (Decision, error) {
 			a.Domain = host
 		}
 		c := Checked{Source: source, Address: a.String(), Canonical: a.Canonical()}
-		for _, seen := range d.Checked {
-			if seen.Canonical == c.Canonical {
-				return nil // looked up already; the first source is the one reported
-			}
+		if seen[c.Canonical] {
+			return nil // looked up already; the first source is the one reported
 		}
+		seen[c.Canonical] = true
 		if allowed(in.Allow, c.Canonical) {
 			c.Allowed = true
 		} else {

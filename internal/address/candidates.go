@@ -1,0 +1,577 @@
+package address
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"unicode"
+	"unicode/utf8"
+)
+
+// MaxCandidates is the bound the policy is meant to pass to [CandidatesMax]: far more
+// distinct addresses than any honest From, Sender or Resent-From field holds, and few
+// enough that looking every one up stays cheap.
+const MaxCandidates = 1024
+
+// ErrTooMany is returned by [CandidatesMax] when a value holds more distinct candidates
+// than the bound. The candidates returned with it are real ones, but not all of them: the
+// caller must fail closed (reject or fail temporarily), never pass the message.
+var ErrTooMany = errors.New("address: too many candidates")
+
+// Candidates appends to dst every address a mail client could show the reader as a sender
+// for value, the unfolded value of a From, Sender or Resent-From field, as the bytes
+// arrived. Each address appears once (exact Local and Domain), in the order found. It has
+// no bound on the number of candidates other than the size of value (every candidate needs
+// its own '@' or angle brackets, so there are O(len(value)) of them); a caller that must
+// bound its work uses [CandidatesMax].
+//
+// What counts (over-approximation, see docs/DESIGN.md): every mailbox of a lenient RFC 5322
+// reading (name-addr, addr-spec, groups, obsolete routes, quoted local parts, comments and
+// folding white space around the @ and the dots); every address-looking text inside display
+// names, quoted strings and comments; all of that again after lenient RFC 2047 decoding; and
+// for the readings of readers that drop control bytes (and invisible or invalid characters)
+// or stop at the first NUL. An unqualified mailbox (Domain "") is returned only from angle
+// brackets (<ceo>) or when it is the whole value. A word without an @ is never a candidate.
+func Candidates(dst []Address, value []byte) []Address {
+	dst, _ = CandidatesMax(dst, value, 0)
+	return dst
+}
+
+// CandidatesMax is [Candidates] with a bound: when value holds more than max distinct
+// candidates (max > 0), it stops scanning and returns the first max of them with
+// [ErrTooMany]. With max <= 0 there is no bound and the error is always nil.
+func CandidatesMax(dst []Address, value []byte, max int) ([]Address, error) {
+	c := collector{out: dst, base: len(dst), max: max}
+	c.value(value)
+	if c.tooMany {
+		return c.out, ErrTooMany
+	}
+	return c.out, nil
+}
+
+// collector gathers the distinct candidates of one value over all its readings.
+type collector struct {
+	out     []Address
+	base    int                 // out[base:] are ours: dedupe only those
+	seen    map[string]struct{} // keys of out[base:], once there are many
+	key     []byte
+	max     int
+	tooMany bool
+	ext     extractor
+}
+
+// linearDedupe is the number of candidates up to which duplicates are found by comparing
+// with each, without a map (the common From has one or two).
+const linearDedupe = 16
+
+// value scans every reading of v: as it is, with invisible bytes dropped, cut at the first
+// NUL, and each of those again after RFC 2047 decoding.
+func (c *collector) value(v []byte) {
+	var buf [4][]byte
+	texts := buf[:0] // at most 4 raw readings, and 4 decoded ones for each
+	addText := func(t []byte) {
+		for _, u := range texts {
+			if bytes.Equal(t, u) {
+				return
+			}
+		}
+		texts = append(texts, t)
+	}
+	readings := func(t []byte) {
+		addText(t)
+		if needsStrip(t) {
+			addText(appendStripped(nil, t))
+		}
+		if i := bytes.IndexByte(t, 0); i >= 0 {
+			cut := t[:i]
+			addText(cut)
+			if needsStrip(cut) {
+				addText(appendStripped(nil, cut))
+			}
+		}
+	}
+	readings(v)
+	raw := len(texts)
+	for i := 0; i < raw; i++ {
+		if hasEncodedWord(texts[i]) {
+			readings(decodeEncodedWords(nil, texts[i]))
+		}
+	}
+	for _, t := range texts {
+		c.scan(t, structured)
+		c.scan(t, transparent)
+		if c.tooMany {
+			return
+		}
+	}
+}
+
+// needsStrip reports whether appendStripped would drop anything from t.
+func needsStrip(t []byte) bool {
+	for i := 0; i < len(t); {
+		c := t[i]
+		if c < utf8.RuneSelf {
+			if dropByte(c) {
+				return true
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRune(t[i:])
+		if dropRune(r, size) {
+			return true
+		}
+		i += size
+	}
+	return false
+}
+
+// appendStripped appends t to dst without what a reader may drop or not show: control
+// bytes other than tab (NUL, backspace, CR, LF, DEL...), C1 controls, bytes that are not
+// UTF-8, and invisible format characters (zero-width space and joiners, soft hyphen, BOM,
+// bidirectional controls: Unicode category Cf).
+func appendStripped(dst, t []byte) []byte {
+	for i := 0; i < len(t); {
+		c := t[i]
+		if c < utf8.RuneSelf {
+			if !dropByte(c) {
+				dst = append(dst, c)
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRune(t[i:])
+		if !dropRune(r, size) {
+			dst = append(dst, t[i:i+size]...)
+		}
+		i += size
+	}
+	return dst
+}
+
+func dropByte(c byte) bool { return c < ' ' && c != '\t' || c == 0x7f }
+
+func dropRune(r rune, size int) bool {
+	return r == utf8.RuneError && size == 1 || r >= 0x80 && r < 0xa0 || unicode.Is(unicode.Cf, r)
+}
+
+// add records the candidate local@domain unless it is already there.
+func (c *collector) add(local, domain []byte) {
+	if c.tooMany {
+		return
+	}
+	found := c.out[c.base:]
+	if c.seen == nil {
+		for _, a := range found {
+			if a.Local == string(local) && a.Domain == string(domain) {
+				return
+			}
+		}
+		if len(found) >= linearDedupe {
+			c.seen = make(map[string]struct{}, 2*len(found))
+			for _, a := range found {
+				c.seen[string(c.appendKey([]byte(a.Local), []byte(a.Domain)))] = struct{}{}
+			}
+		}
+	}
+	if c.seen != nil {
+		k := c.appendKey(local, domain)
+		if _, ok := c.seen[string(k)]; ok {
+			return
+		}
+		c.seen[string(k)] = struct{}{}
+	}
+	if c.max > 0 && len(found) >= c.max {
+		c.tooMany = true
+		return
+	}
+	s := string(local) + string(domain)
+	c.out = append(c.out, Address{Local: s[:len(local)], Domain: s[len(local):]})
+}
+
+// appendKey builds the map key of a candidate in c.key: the length of the local part first,
+// since either part may hold any byte.
+func (c *collector) appendKey(local, domain []byte) []byte {
+	c.key = binary.AppendUvarint(c.key[:0], uint64(len(local)))
+	c.key = append(c.key, local...)
+	c.key = append(c.key, domain...)
+	return c.key
+}
+
+// The scan runs a lexer over a text and an extractor over its tokens. The extractor needs
+// no grammar beyond RFC 5322 words and dots: a mailbox is a '@' between a chain of words on
+// its left (the local part) and one on its right (the domain). That is what every reading
+// of a name-addr, addr-spec, group member or route target comes down to, and it also finds
+// the addresses in malformed text (unbalanced brackets or quotes, prose, several addresses
+// without commas), which a grammar would reject.
+
+// mode is how the lexer reads quotes, comments and brackets.
+type mode uint8
+
+const (
+	// structured follows RFC 5322: quoted strings, comments (skipped, like white space),
+	// domain literals and quoted-pairs are tokens.
+	structured mode = iota
+	// transparent reads quotes, parentheses, square brackets and backslashes as white
+	// space, so what a display name, a quoted string or a comment holds is read as
+	// addresses too. Unicode white space separates words, and a full-width @ is an @.
+	transparent
+)
+
+type tokKind uint8
+
+const (
+	tokEOF     tokKind = iota
+	tokAtom            // text[start:end]
+	tokQuoted          // quoted string, its content text[cs:ce] with quoted-pairs
+	tokLiteral         // domain literal text[start:end], brackets included
+	tokDot
+	tokAt
+	tokLT
+	tokGT
+	tokColon
+	tokOther // ',', ';' and stray ')', ']', '\'
+)
+
+type token struct {
+	kind       tokKind
+	start, end int
+	cs, ce     int  // content of a quoted string
+	gap        bool // white space or a comment before the token
+}
+
+type lexer struct {
+	text    []byte
+	pos     int
+	mode    mode
+	noClose int // no ']' at or after this offset (a failed literal search is not repeated)
+}
+
+// next returns the next token. Each byte is looked at a bounded number of times.
+func (l *lexer) next() token {
+	gap := l.skipGaps()
+	t := token{start: l.pos, gap: gap}
+	if l.pos >= len(l.text) {
+		t.kind = tokEOF
+		return t
+	}
+	c := l.text[l.pos]
+	switch c {
+	case '.':
+		t.kind = tokDot
+		l.pos++
+	case '@':
+		t.kind = tokAt
+		l.pos++
+	case '<':
+		t.kind = tokLT
+		l.pos++
+	case '>':
+		t.kind = tokGT
+		l.pos++
+	case ':':
+		t.kind = tokColon
+		l.pos++
+	case ',', ';', ')', ']', '\\':
+		t.kind = tokOther
+		l.pos++
+	case '"':
+		t.kind = tokQuoted
+		l.pos++
+		t.cs = l.pos
+		for l.pos < len(l.text) && l.text[l.pos] != '"' {
+			if l.text[l.pos] == '\\' && l.pos+1 < len(l.text) {
+				l.pos++
+			}
+			l.pos++
+		}
+		t.ce = l.pos
+		if l.pos < len(l.text) {
+			l.pos++ // closing quote; an unclosed one runs to the end
+		}
+	case '[':
+		if end := l.literalEnd(l.pos); end > 0 {
+			t.kind = tokLiteral
+			l.pos = end
+		} else {
+			t.kind = tokOther
+			l.pos++
+		}
+	default:
+		if l.mode == transparent && c >= utf8.RuneSelf {
+			if r, size := utf8.DecodeRune(l.text[l.pos:]); isFullwidthAt(r) {
+				t.kind = tokAt
+				l.pos += size
+				break
+			}
+		}
+		t.kind = tokAtom
+		l.pos = l.atomEnd(l.pos)
+	}
+	t.end = l.pos
+	return t
+}
+
+// literalEnd returns the offset just past the ']' closing the domain literal at i, or 0.
+func (l *lexer) literalEnd(i int) int {
+	if l.noClose > 0 && i >= l.noClose {
+		return 0
+	}
+	for j := i + 1; j < len(l.text); j++ {
+		switch l.text[j] {
+		case '\\':
+			j++
+		case ']':
+			return j + 1
+		}
+	}
+	l.noClose = i + 1
+	return 0
+}
+
+func isFullwidthAt(r rune) bool { return r == '\uff20' || r == '\ufe6b' }
+
+// atomEnd returns the end of the atom starting at i: bytes that are not specials, white
+// space or controls. Bytes of 8 bits are atom bytes (RFC 6531), valid UTF-8 or not.
+func (l *lexer) atomEnd(i int) int {
+	for i < len(l.text) {
+		c := l.text[i]
+		if c < utf8.RuneSelf {
+			if isSpecial(c) || c <= ' ' || c == 0x7f {
+				return i
+			}
+			i++
+			continue
+		}
+		if l.mode == structured {
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRune(l.text[i:])
+		if unicode.IsSpace(r) || isFullwidthAt(r) {
+			return i
+		}
+		i += size
+	}
+	return i
+}
+
+func isSpecial(c byte) bool {
+	switch c {
+	case '(', ')', '<', '>', '[', ']', ':', ';', '@', '\\', ',', '.', '"':
+		return true
+	}
+	return false
+}
+
+// skipGaps skips white space, control bytes and, in structured mode, comments; in
+// transparent mode also the quote, parenthesis, bracket and backslash bytes and Unicode
+// white space. It reports whether it skipped anything.
+func (l *lexer) skipGaps() bool {
+	start := l.pos
+	for l.pos < len(l.text) {
+		c := l.text[l.pos]
+		switch {
+		case c <= ' ' || c == 0x7f:
+			l.pos++
+		case l.mode == structured && c == '(':
+			l.skipComment()
+		case l.mode == transparent && (c == '(' || c == ')' || c == '"' || c == '[' || c == ']' || c == '\\'):
+			l.pos++
+		case l.mode == transparent && c >= utf8.RuneSelf:
+			r, size := utf8.DecodeRune(l.text[l.pos:])
+			if !unicode.IsSpace(r) {
+				return l.pos > start
+			}
+			l.pos += size
+		default:
+			return l.pos > start
+		}
+	}
+	return l.pos > start
+}
+
+// skipComment skips a comment (RFC 5322 section 3.2.2: nested, with quoted-pairs); an
+// unclosed one runs to the end of the text.
+func (l *lexer) skipComment() {
+	depth := 0
+	for l.pos < len(l.text) {
+		switch l.text[l.pos] {
+		case '\\':
+			l.pos++
+		case '(':
+			depth++
+		case ')':
+			depth--
+			if depth == 0 {
+				l.pos++
+				return
+			}
+		}
+		l.pos++
+	}
+	if l.pos > len(l.text) {
+		l.pos = len(l.text)
+	}
+}
+
+// extractor turns tokens into candidates. A chain is a run of words (atoms, quoted
+// strings, domain literals) and dots with only white space and comments between them, in
+// which no two words follow each other without a dot (RFC 5322 obs-local-part and
+// obs-domain allow CFWS around the dots). Every '@' with a chain of at least one word on
+// each side is a candidate: the chain on the left is the local part (quoted strings
+// unquoted), the one on the right the domain.
+//
+// A chain that crosses white space is also read without the far part: "Thanks. ceo@x" is
+// ceo@x as well as Thanks.ceo@x, and "ceo@our.example. Bye" is ceo@our.example. as well as
+// ceo@our.example.Bye.
+type extractor struct {
+	c    *collector
+	text []byte
+
+	chain    []byte // value of the current chain
+	words    int    // words in it
+	elems    int    // words and dots in it
+	lastWord bool   // its last element is a word
+	contig   int    // chain[contig:] follows its last gap
+	firstGap int    // chain[:firstGap] precedes its first gap; -1 if none
+	chains   int    // chains started in the text
+
+	pending    bool // an '@' waits for its right-hand chain; its left is in left
+	left       []byte
+	leftContig int
+
+	inAngle  bool // after '<'
+	clean    bool // inside the angle brackets only a route and one chain so far
+	specials bool // any token other than words and dots in the text
+}
+
+func (c *collector) scan(text []byte, m mode) {
+	l := lexer{text: text, mode: m}
+	e := &c.ext
+	e.c, e.text = c, text
+	e.chain, e.left = e.chain[:0], e.left[:0]
+	e.resetChain()
+	e.chains, e.pending, e.inAngle, e.clean, e.specials = 0, false, false, false, false
+	for !c.tooMany {
+		t := l.next()
+		switch t.kind {
+		case tokEOF:
+			// The whole value is one local part: unqualified. An encoded word is not one:
+			// its decoded reading is scanned on its own.
+			if m == structured && !e.specials && e.chains == 1 && e.words > 0 && !hasEncodedWord(e.chain) {
+				c.add(e.chain, nil)
+			}
+			e.endChain()
+			return
+		case tokAtom, tokQuoted, tokLiteral:
+			if e.lastWord {
+				e.endChain()
+				e.clean = false
+			}
+			e.element(t.gap)
+			switch t.kind {
+			case tokQuoted:
+				e.chain = appendUnquoted(e.chain, text[t.cs:t.ce])
+			default:
+				e.chain = append(e.chain, text[t.start:t.end]...)
+			}
+			e.words++
+			e.lastWord = true
+		case tokDot:
+			e.element(t.gap)
+			e.chain = append(e.chain, '.')
+			e.lastWord = false
+		case tokAt:
+			e.specials = true
+			e.clean = false
+			e.endChainAt()
+		case tokLT:
+			e.specials = true
+			e.endChain()
+			e.inAngle, e.clean = true, true
+		case tokGT:
+			e.specials = true
+			if e.inAngle && e.clean && !e.pending && e.words > 0 {
+				c.add(e.chain, nil) // <ceo>: unqualified
+			}
+			e.endChain()
+			e.inAngle = false
+		case tokColon:
+			e.specials = true
+			e.endChain()
+			e.clean = e.inAngle // the end of a route: the mailbox follows
+		default:
+			e.specials = true
+			e.clean = false
+			e.endChain()
+		}
+	}
+}
+
+// element starts or extends the chain with one word or dot.
+func (e *extractor) element(gap bool) {
+	if e.elems == 0 {
+		e.chains++
+	} else if gap {
+		e.contig = len(e.chain)
+		if e.firstGap < 0 {
+			e.firstGap = len(e.chain)
+		}
+	}
+	e.elems++
+}
+
+func (e *extractor) resetChain() {
+	e.chain = e.chain[:0]
+	e.words, e.elems, e.lastWord, e.contig, e.firstGap = 0, 0, false, 0, -1
+}
+
+// endChain ends the current chain: it is the domain of a pending '@'.
+func (e *extractor) endChain() {
+	if e.pending && e.words > 0 {
+		e.emit()
+	}
+	e.pending = false
+	e.resetChain()
+}
+
+// endChainAt ends the current chain at an '@': it is the domain of a pending '@' and the
+// local part of this one.
+func (e *extractor) endChainAt() {
+	if e.pending && e.words > 0 {
+		e.emit()
+	}
+	e.pending = e.words > 0
+	e.left = append(e.left[:0], e.chain...)
+	e.leftContig = e.contig
+	e.resetChain()
+}
+
+// emit adds the candidates of the pending '@': the whole chains, and each without the part
+// beyond white space.
+func (e *extractor) emit() {
+	local, domain := e.left, e.chain
+	e.c.add(local, domain)
+	near := bytes.TrimLeft(local[e.leftContig:], ".")
+	if e.leftContig > 0 && len(near) > 0 {
+		e.c.add(near, domain)
+	}
+	if e.firstGap > 0 {
+		e.c.add(local, domain[:e.firstGap])
+		if e.leftContig > 0 && len(near) > 0 {
+			e.c.add(near, domain[:e.firstGap])
+		}
+	}
+}
+
+// appendUnquoted appends the value of quoted-string content q: quoted-pairs resolved.
+func appendUnquoted(dst, q []byte) []byte {
+	for i := 0; i < len(q); i++ {
+		if q[i] == '\\' && i+1 < len(q) {
+			i++
+		}
+		dst = append(dst, q[i])
+	}
+	return dst
+}

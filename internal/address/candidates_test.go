@@ -1,0 +1,247 @@
+package address
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+// A is shorthand for an expected candidate.
+func A(local, domain string) Address { return Address{Local: local, Domain: domain} }
+
+// candidateTests are the spoofing cases: the exact field value a forger would send and the
+// exact candidates, in order. FuzzCandidates uses them as seeds.
+var candidateTests = []struct {
+	name  string
+	value string
+	want  []Address
+}{
+	// RFC 5322 forms.
+	{"name-addr", `Display <user@host.example>`, []Address{A("user", "host.example")}},
+	{"addr-spec", `user@host.example`, []Address{A("user", "host.example")}},
+	{"addr-spec case kept", `PHISHER@scam.EXAMPLE`, []Address{A("PHISHER", "scam.EXAMPLE")}},
+	{"list with commas", `"Ann" <ann@x.example>, ceo@our.example, Ben <ben@y.example>`,
+		[]Address{A("ann", "x.example"), A("ceo", "our.example"), A("ben", "y.example")}},
+	{"list without commas ours second", `a@x.example b@our.example`, []Address{A("a", "x.example"), A("b", "our.example")}},
+	{"list without commas ours first", `b@our.example a@x.example`, []Address{A("b", "our.example"), A("a", "x.example")}},
+	{"group", `Team: a@x.example, b@y.example;`, []Address{A("a", "x.example"), A("b", "y.example")}},
+	{"empty group then mailbox", `Undisclosed:;, Treasury <treasury@acme-corp.example>`, []Address{A("treasury", "acme-corp.example")}},
+	{"mailbox then empty group", `Treasury <treasury@acme-corp.example>, Undisclosed:;`, []Address{A("treasury", "acme-corp.example")}},
+	{"group named member", `Accounts Payable: "Payroll" <payroll@hq.acme-corp.example>,	"Mallory" <m@lure.example>;`,
+		[]Address{A("payroll", "hq.acme-corp.example"), A("m", "lure.example")}},
+	{"route", `<@relay1.example,@relay2.example:user@host.example>`, []Address{A("user", "host.example")}},
+	{"route empty elements", `Network Ops <,@relay1.example,,@relay2.example:noc@acme-corp.example>`, []Address{A("noc", "acme-corp.example")}},
+	{"quoted local part", `"a.b"@host.example`, []Address{A("a.b", "host.example")}},
+	{"quoted local part quoted-pair", `"m\.okafor"@acme-corp.example`,
+		[]Address{A("m.okafor", "acme-corp.example"), A("okafor", "acme-corp.example")}},
+	{"quoted local part holds mailbox", `"ceo@our.example"@evil.example`,
+		[]Address{A("ceo@our.example", "evil.example"), A("ceo", "our.example"), A("our.example", "evil.example")}},
+	{"quoted local part holds name-addr", `"Treasury <treasury@acme-corp.example>"@lure.example`,
+		[]Address{A("Treasury <treasury@acme-corp.example>", "lure.example"), A("treasury", "acme-corp.example")}},
+	{"comments around at", `noc (network ops) @ (main site) acme-corp.example`,
+		[]Address{A("noc", "acme-corp.example"), A("ops", "main")}},
+	{"fold after dot", "noc@acme-corp.  example", []Address{A("noc", "acme-corp.example"), A("noc", "acme-corp.")}},
+	{"fold after dot tab", "Payroll <payroll@hq.\tacme-corp.example>", []Address{A("payroll", "hq.acme-corp.example"), A("payroll", "hq.")}},
+	{"trailing dot", `user@host.example.`, []Address{A("user", "host.example.")}},
+	{"trailing dot angle", `"Treasury" <treasury@acme-corp.example.>`, []Address{A("treasury", "acme-corp.example.")}},
+	{"domain literal", `user@[192.0.2.1]`, []Address{A("user", "[192.0.2.1]"), A("user", "192.0.2.1")}},
+	{"one address local part looks like a domain", `acme-corp.example@northwind-traders.example`,
+		[]Address{A("acme-corp.example", "northwind-traders.example")}},
+	{"plus local part", `"Reseller desk" <reseller+acme-corp.example@northwind-traders.example>`,
+		[]Address{A("reseller+acme-corp.example", "northwind-traders.example")}},
+
+	// Addresses in display names, quoted strings, comments and prose.
+	{"address as quoted display name", `"ceo@our.example" <x@evil.example>`, []Address{A("x", "evil.example"), A("ceo", "our.example")}},
+	{"address as display name after", `<x@evil.example> "ceo@our.example"`, []Address{A("x", "evil.example"), A("ceo", "our.example")}},
+	{"address in comment before", `(ceo@our.example) x@evil.example`, []Address{A("x", "evil.example"), A("ceo", "our.example")}},
+	{"address in comment after", `"Mallory" <m@lure.example> (sent for m.okafor@acme-corp.example)`,
+		[]Address{A("m", "lure.example"), A("m.okafor", "acme-corp.example")}},
+	{"parens in quoted display name", `"Payroll (payroll@hq.acme-corp.example)" <x@evil.example>`,
+		[]Address{A("x", "evil.example"), A("payroll", "hq.acme-corp.example")}},
+	{"prose after angle", `<x@evil.example> on behalf of ceo@our.example`, []Address{A("x", "evil.example"), A("ceo", "our.example")}},
+	{"prose ends in sentence", `<x@evil.example> for ceo@our.example. Thanks`,
+		[]Address{A("x", "evil.example"), A("ceo", "our.example.Thanks"), A("ceo", "our.example.")}},
+	{"prose sentence before", `Hi. ceo@our.example`, []Address{A("Hi.ceo", "our.example"), A("ceo", "our.example")}},
+	{"unquoted display name with at", `John @ Home <j@x.example>`, []Address{A("John", "Home"), A("j", "x.example")}},
+
+	// Malformed brackets and quotes.
+	{"double open angle", `Payroll <<payroll@hq.acme-corp.example>`, []Address{A("payroll", "hq.acme-corp.example")}},
+	{"reversed angles", `Treasury >treasury@acme-corp.example<`, []Address{A("treasury", "acme-corp.example")}},
+	{"tabs inside angles", "Treasury Desk <\ttreasury@acme-corp.example\t>", []Address{A("treasury", "acme-corp.example")}},
+	{"unclosed angle", `Treasury <treasury@acme-corp.example`, []Address{A("treasury", "acme-corp.example")}},
+	{"unclosed quote before", `"Treasury <treasury@acme-corp.example>`,
+		[]Address{A("Treasury <treasury@acme-corp.example>", ""), A("treasury", "acme-corp.example")}},
+	{"unclosed quote after", `<x@evil.example> "ceo@our.example`, []Address{A("x", "evil.example"), A("ceo", "our.example")}},
+	{"unclosed comment", `x@evil.example (ceo@our.example`, []Address{A("x", "evil.example"), A("ceo", "our.example")}},
+	{"stray close paren", `x@evil.example) ceo@our.example`, []Address{A("x", "evil.example"), A("ceo", "our.example")}},
+	{"unclosed literal", `ceo@[our.example`, []Address{A("ceo", "our.example")}},
+
+	// RFC 2047.
+	{"Q word holds mailbox", `=?iso-8859-15?q?ceo=40our=2Eexample?=`, []Address{A("ceo", "our.example")}},
+	{"Q word holds name-addr", `=?ISO-8859-15?q?Tr=E9sorerie_=3Ctreasury=40acme-corp=2Eexample=3E?=`,
+		[]Address{A("treasury", "acme-corp.example")}},
+	{"Q word upper case", `=?UTF-8?Q?ceo=40our.example?= <x@evil.example>`, []Address{A("x", "evil.example"), A("ceo", "our.example")}},
+	{"Q word display name IDN", `=?utf-8?Q?billing=40acm=C3=A9-corp.example?= <m@lure.example>`,
+		[]Address{A("m", "lure.example"), A("billing", "acmé-corp.example")}},
+	{"B word windows-1252 display name", `=?windows-1252?B?VHLpc29yZXJpZSCWIHRyZWFzdXJ5QGFjbWUtY29ycC5leGFtcGxl?= <m@lure.example>`,
+		[]Address{A("m", "lure.example"), A("treasury", "acme-corp.example")}},
+	{"B words split in domain", "=?utf-8?B?bS5va2Fmb3JAYWNtZQ==?=\t=?utf-8?B?LWNvcnAuZXhhbXBsZQ==?= <m@lure.example>",
+		[]Address{A("m", "lure.example"), A("m.okafor", "acme-corp.example")}},
+	{"B words split in domain mixed charsets", "=?utf-8?B?bS5va2Fmb3JAYWNtZQ==?= \r\n =?iso-8859-1?q?-corp.example?=",
+		[]Address{A("m.okafor", "acme-corp.example")}},
+	{"B word in comment", `m@lure.example (=?utf-8?B?TWFyZ2FyZXQgT2thZm9yIDxtLm9rYWZvckBhY21lLWNvcnAuZXhhbXBsZT4=?=)`,
+		[]Address{A("m", "lure.example"), A("m.okafor", "acme-corp.example")}},
+	{"B word in quoted string", `"=?utf-8?b?Y2VvQG91ci5leGFtcGxl?=" <x@evil.example>`,
+		[]Address{A("x", "evil.example"), A("ceo", "our.example")}},
+	{"B word glued to text", `x=?utf-8?b?QG91ci5leGFtcGxl?= <x@evil.example>`,
+		[]Address{A("x", "evil.example"), A("x", "our.example")}},
+	{"B word no padding", `=?utf-8?b?Y2VvQG91ci5leGFtcGxl?=`, []Address{A("ceo", "our.example")}},
+	{"B word bad padding", `=?utf-8?b?Y2VvQG91ci5leGFtcGxlLg=?=`, []Address{A("ceo", "our.example.")}},
+	{"B word unknown charset", `=?x-no-such?b?Y2VvQG91ci5leGFtcGxl?=`, []Address{A("ceo", "our.example")}},
+	{"Q word language suffix", `=?utf-8*en?q?ceo=40our.example?=`, []Address{A("ceo", "our.example")}},
+	{"decoded unqualified in angles", `=?utf-8?q?=3Cceo=3E?=`, []Address{A("ceo", "")}},
+	{"decoded NUL", `=?utf-8?q?noc=40acme-=00corp.example?=`, []Address{A("noc", "acme-"), A("noc", "acme-corp.example")}},
+
+	// Raw UTF-8 (RFC 6531) and 8-bit bytes.
+	{"UTF-8 domain", `Acmé Corp Billing <billing@acmé-corp.example>`, []Address{A("billing", "acmé-corp.example")}},
+	{"UTF-8 local part", `désk@acme-corp.example`, []Address{A("désk", "acme-corp.example")}},
+	{"invalid UTF-8 in display name", "Fran\xe7ois \xff <ceo@our.example>", []Address{A("ceo", "our.example")}},
+	{"invalid UTF-8 in domain", "noc@acme-\xffcorp.example", []Address{A("noc", "acme-\xffcorp.example"), A("noc", "acme-corp.example")}},
+	{"zero-width space in domain", "noc@acme-\u200bcorp.example", []Address{A("noc", "acme-\u200bcorp.example"), A("noc", "acme-corp.example")}},
+	{"no-break space between addresses", "x@evil.example\u00a0ceo@our.example",
+		[]Address{A("x", "evil.example\u00a0ceo"), A("evil.example\u00a0ceo", "our.example"), A("x", "evil.example"), A("ceo", "our.example")}},
+	{"full-width at", "\"ceo\uff20our.example\" <x@evil.example>", []Address{A("x", "evil.example"), A("ceo", "our.example")}},
+
+	// NUL and control bytes.
+	{"NUL in domain", "noc@acme\x00-corp.example", []Address{A("noc", "acme"), A("noc", "acme-corp.example")}},
+	{"NUL before angle", "x@ext.example\x00 <payroll@hq.acme-corp.example>",
+		[]Address{A("x", "ext.example"), A("payroll", "hq.acme-corp.example")}},
+	{"NUL after angle", "<payroll@hq.acme-corp.example>\x00 x@ext.example",
+		[]Address{A("payroll", "hq.acme-corp.example"), A("x", "ext.example")}},
+	{"NUL inside angle", "<treasury@acme-corp.example\x00>", []Address{A("treasury", "acme-corp.example")}},
+	{"backspace and DEL in display name", "\"Treasury\x08\x08\x7f Desk\" <treasury@acme-corp.example>",
+		[]Address{A("treasury", "acme-corp.example")}},
+	{"DEL in local part", "tre\x7fasury@acme-corp.example", []Address{A("asury", "acme-corp.example"), A("treasury", "acme-corp.example")}},
+	{"CR LF left in value", "x@evil.example\r\n <ceo@our.example>", []Address{A("x", "evil.example"), A("ceo", "our.example")}},
+
+	// Unqualified mailboxes and non-candidates.
+	{"unqualified in angles", `CEO <ceo>`, []Address{A("ceo", "")}},
+	{"unqualified after route", `<@relay.example:ceo>`, []Address{A("ceo", "")}},
+	{"unqualified whole value", `ceo`, []Address{A("ceo", "")}},
+	{"unqualified whole value with comment", ` ceo (the boss) `, []Address{A("ceo", "")}},
+	{"unqualified quoted whole value", `"Priya Raman"`, []Address{A("Priya Raman", "")}},
+	{"display words", `Priya Raman`, nil},
+	{"display words in angles", `<Priya Raman>`, nil},
+	{"encoded word alone is no local part", `=?utf-8?q?Priya?=`, []Address{A("Priya", "")}},
+	{"empty", ``, nil},
+	{"empty angles", `<>`, nil},
+	{"blanks", " \t ", nil},
+	{"at without local part", `@our.example`, nil},
+	{"at without domain", `ceo@ <x@evil.example>`, []Address{A("x", "evil.example")}},
+	{"comment only", `(Priya Raman)`, nil},
+}
+
+func TestCandidates(t *testing.T) {
+	for _, tt := range candidateTests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := Candidates(nil, []byte(tt.value))
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("Candidates(%q) = %q, want %q", tt.value, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestCandidatesAppends(t *testing.T) {
+	dst := []Address{A("ceo", "our.example")}
+	got := Candidates(dst, []byte("ceo@our.example, x@evil.example"))
+	want := []Address{A("ceo", "our.example"), A("ceo", "our.example"), A("x", "evil.example")}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("Candidates(dst, ...) = %q, want %q (dst is kept, not deduplicated against)", got, want)
+	}
+}
+
+func TestCandidatesMax(t *testing.T) {
+	var b strings.Builder
+	for i := range 10 {
+		fmt.Fprintf(&b, "u%d@x.example, ", i)
+	}
+	value := []byte(b.String())
+	tests := []struct {
+		name    string
+		max     int
+		wantN   int
+		wantErr error
+	}{
+		{"unbounded", 0, 10, nil},
+		{"exactly", 10, 10, nil},
+		{"over", 9, 9, ErrTooMany},
+		{"one", 1, 1, ErrTooMany},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := CandidatesMax(nil, value, tt.max)
+			if len(got) != tt.wantN || !errors.Is(err, tt.wantErr) {
+				t.Fatalf("CandidatesMax(%q, %d) = %d candidates, %v; want %d, %v", value, tt.max, len(got), err, tt.wantN, tt.wantErr)
+			}
+			for i, a := range got {
+				if w := A(fmt.Sprintf("u%d", i), "x.example"); a != w {
+					t.Errorf("candidate %d = %q, want %q", i, a, w)
+				}
+			}
+		})
+	}
+}
+
+func TestCandidatesDedupeMany(t *testing.T) {
+	// More than linearDedupe distinct candidates, each written three times.
+	var b bytes.Buffer
+	for range 3 {
+		for i := range 3 * linearDedupe {
+			fmt.Fprintf(&b, "<u%d@x.example> ", i)
+		}
+	}
+	got := Candidates(nil, b.Bytes())
+	if len(got) != 3*linearDedupe {
+		t.Fatalf("Candidates: %d candidates, want %d", len(got), 3*linearDedupe)
+	}
+	for i, a := range got {
+		if w := A(fmt.Sprintf("u%d", i), "x.example"); a != w {
+			t.Errorf("candidate %d = %q, want %q", i, a, w)
+		}
+	}
+}
+
+func TestDecodeEncodedWords(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"plain", "plain"},
+		{"=?utf-8?q?a_b=3F?=", "a b?"},
+		{"=?utf-8?q?a?= =?utf-8?q?b?=", "ab"},
+		{"=?utf-8?q?a?=\r\n\t=?utf-8?q?b?=", "ab"},
+		{"=?utf-8?q?a?= x =?utf-8?q?b?=", "a x b"},
+		{"x=?utf-8?q?a?=y", "xay"},
+		{"=?iso-8859-1?q?=E9?=", "é"},
+		{"=?ISO-8859-15?Q?=A4?=", "€"},
+		{"=?windows-1252?q?=80?=", "€"},
+		{"=?utf-8?b?w6k=?=", "é"},
+		{"=?utf-8?b?ww==?= =?utf-8?b?qQ==?=", "é"}, // one character split over two words
+		{"=?utf-8?b?w6?= =?utf-8?b?k=?=", "\xc3"},  // each word is decoded on its own: 12 bits, then 6
+		{"=?utf-8?b?w?= =?utf-8?b?6k?=", "\xea"},
+		{"=?utf-8?q?=ZZ=4?=", "=ZZ=4"},
+		{"=?utf-8?x?abc?=", "=?utf-8?x?abc?="},
+		{"=?utf-8?q?a b?=", "=?utf-8?q?a b?="},
+		{"=??q?a?=", "=??q?a?="},
+		{"=?utf-8?q?unclosed", "=?utf-8?q?unclosed"},
+		{"=?=?=?utf-8?q?a?=", "=?=?a"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			if got := string(decodeEncodedWords(nil, []byte(tt.in))); got != tt.want {
+				t.Errorf("decodeEncodedWords(%q) = %q, want %q", tt.in, got, tt.want)
+			}
+		})
+	}
+}
