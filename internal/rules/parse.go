@@ -1,0 +1,311 @@
+package rules
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"block-forged-sender/internal/address"
+)
+
+// Parse reads a rules file from r and calls fn for every entry, in file order. file names
+// the source in errors and in [Rule.File]. A malformed line stops the parse with a
+// [*SyntaxError]; an error from fn stops it and is returned as it is.
+func Parse(r io.Reader, file string, fn func(Rule) error) error {
+	br := bufio.NewReaderSize(r, MaxLine+2) // a full line plus CRLF fits
+	for line := 1; ; line++ {
+		b, err := br.ReadSlice('\n')
+		if errors.Is(err, bufio.ErrBufferFull) {
+			return &SyntaxError{file, line, fmt.Sprintf("line longer than %d bytes", MaxLine)}
+		}
+		if err != nil && err != io.EOF {
+			return fmt.Errorf("rules: read %s: %w", file, err)
+		}
+		if len(b) == 0 && err == io.EOF {
+			return nil
+		}
+		b = bytes.TrimSuffix(b, []byte{'\n'})
+		b = bytes.TrimSuffix(b, []byte{'\r'})
+		if len(b) > MaxLine {
+			return &SyntaxError{file, line, fmt.Sprintf("line longer than %d bytes", MaxLine)}
+		}
+		if line == 1 {
+			b = bytes.TrimPrefix(b, []byte("\uFEFF")) // a byte order mark some editors add
+		}
+		rule, ok, msg := parseLine(b)
+		if msg != "" {
+			return &SyntaxError{file, line, msg}
+		}
+		if ok {
+			rule.File, rule.Line = file, line
+			if ferr := fn(rule); ferr != nil {
+				return ferr
+			}
+		}
+		if err == io.EOF {
+			return nil
+		}
+	}
+}
+
+func isBlank(c byte) bool { return c == ' ' || c == '\t' }
+
+func skipBlanks(s string, i int) int {
+	for i < len(s) && isBlank(s[i]) {
+		i++
+	}
+	return i
+}
+
+// parseLine parses one line without its line end. ok is false for a blank or comment
+// line; msg is non-empty for a malformed one.
+func parseLine(b []byte) (r Rule, ok bool, msg string) {
+	if bytes.IndexByte(b, 0) >= 0 {
+		return r, false, "NUL byte in line"
+	}
+	i := 0
+	for i < len(b) && isBlank(b[i]) {
+		i++
+	}
+	if i == len(b) || b[i] == '#' {
+		return r, false, ""
+	}
+	s := string(b)
+	end, msg := scanToken(s, i, "entry")
+	if msg != "" {
+		return r, false, msg
+	}
+	r.Entry = s[i:end]
+	body := r.Entry
+	if body[0] == '!' {
+		r.Except = true
+		body = body[1:]
+		if body == "" {
+			return r, false, "exception without an entry"
+		}
+	}
+	if r.Key, msg = parsePattern(body); msg != "" {
+		return r, false, fmt.Sprintf("bad entry %q: %s", r.Entry, msg)
+	}
+	for i = skipBlanks(s, end); i < len(s); i = skipBlanks(s, end) {
+		kind := scopeKind(s[i:])
+		if kind == "" {
+			r.Reason = strings.TrimRight(s[i:], " \t")
+			if msg := checkText(r.Reason, "reason", true); msg != "" {
+				return r, false, msg
+			}
+			break
+		}
+		if end, msg = scanToken(s, i, "scope"); msg != "" {
+			return r, false, msg
+		}
+		tok := s[i:end]
+		if !r.Except {
+			return r, false, fmt.Sprintf("scope %q on a block entry: scopes are only allowed on an exception (!ENTRY)", tok)
+		}
+		val := tok[len(kind):]
+		if kind == "rcpt=" {
+			p, msg := parsePattern(val)
+			if msg != "" {
+				return r, false, fmt.Sprintf("bad scope %q: %s", tok, msg)
+			}
+			r.Rcpts = append(r.Rcpts, p)
+		} else {
+			c, msg := parseClient(val)
+			if msg != "" {
+				return r, false, fmt.Sprintf("bad scope %q: %s", tok, msg)
+			}
+			r.Clients = append(r.Clients, c)
+		}
+	}
+	return r, true, ""
+}
+
+// scopeKind returns "rcpt=" or "client=" when s starts with it (in any case), else "".
+func scopeKind(s string) string {
+	for _, k := range [...]string{"rcpt=", "client="} {
+		if len(s) >= len(k) && strings.EqualFold(s[:len(k)], k) {
+			return k
+		}
+	}
+	return ""
+}
+
+// scanToken returns the end of the token starting at s[i]: the first blank outside a
+// quoted string. It checks the token's text; what names the token in messages.
+func scanToken(s string, i int, what string) (end int, msg string) {
+	quoted := false
+	j := i
+	for ; j < len(s); j++ {
+		c := s[j]
+		if quoted {
+			if c == '\\' && j+1 < len(s) {
+				j++
+			} else if c == '"' {
+				quoted = false
+			}
+			continue
+		}
+		if c == '"' {
+			quoted = true
+		} else if isBlank(c) {
+			break
+		}
+	}
+	if quoted {
+		return j, "unterminated quoted string in " + what
+	}
+	return j, checkText(s[i:j], what, false)
+}
+
+// checkText refuses invalid UTF-8 and control characters, and in a token, Unicode white
+// space other than the space a quoted local part may hold (it would only make an entry
+// that never matches). A reason may hold tabs.
+func checkText(s, what string, reason bool) string {
+	if !utf8.ValidString(s) {
+		return "invalid UTF-8 in " + what
+	}
+	for _, c := range s {
+		switch {
+		case reason && c == '\t', !reason && c == ' ':
+		case unicode.IsControl(c), !reason && unicode.IsSpace(c):
+			return fmt.Sprintf("invalid character %U in %s", c, what)
+		}
+	}
+	return ""
+}
+
+// parsePattern returns the canonical key of user@host, @host or .host, or a message
+// saying what is wrong with it.
+func parsePattern(p string) (key, msg string) {
+	switch {
+	case p == "":
+		return "", "empty pattern"
+	case p[0] == '.':
+		d, msg := canonHost(p[1:])
+		return "." + d, msg
+	case p[0] == '@':
+		d, msg := canonHost(p[1:])
+		return "@" + d, msg
+	case strings.IndexByte(p, '@') < 0:
+		return "", "want user@host, @host or .host"
+	}
+	a, err := address.ParseAddr(p)
+	if err != nil {
+		return "", "want user@host, @host or .host"
+	}
+	if a.Local == "" {
+		return "", "empty local part"
+	}
+	if _, msg := canonHost(a.Domain); msg != "" {
+		return "", msg
+	}
+	return a.Canonical(), ""
+}
+
+// canonHost returns the canonical form of a host name or domain literal.
+func canonHost(h string) (string, string) {
+	if h == "" {
+		return "", "empty host"
+	}
+	d := address.CanonicalDomain(h)
+	if d == "" {
+		return "", "empty host"
+	}
+	if d[0] == '[' {
+		if len(d) < 3 || d[len(d)-1] != ']' || strings.ContainsAny(d[1:len(d)-1], "[]\\") {
+			return "", "bad domain literal"
+		}
+		return d, ""
+	}
+	if i := strings.IndexAny(d, "@\"(),;:<>\\[]"); i >= 0 {
+		return "", fmt.Sprintf("invalid character %q in host", d[i])
+	}
+	if d[0] == '.' || d[len(d)-1] == '.' || strings.Contains(d, "..") {
+		return "", "empty label in host"
+	}
+	return d, ""
+}
+
+// parseClient returns the canonical form of a client= value: an IP address, a masked CIDR
+// prefix (IPv4-mapped forms as IPv4), a host name or a .host suffix.
+func parseClient(v string) (string, string) {
+	if v == "" {
+		return "", "empty client"
+	}
+	if strings.IndexByte(v, '/') >= 0 {
+		p, err := netip.ParsePrefix(v)
+		if err != nil {
+			return "", "bad CIDR prefix"
+		}
+		if p.Addr().Is4In6() && p.Bits() >= 96 {
+			p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
+		}
+		return p.Masked().String(), ""
+	}
+	if ip, err := netip.ParseAddr(v); err == nil && ip.Zone() == "" {
+		return ip.Unmap().String(), ""
+	}
+	if strings.Trim(v, "0123456789.") == "" || strings.IndexByte(v, ':') >= 0 {
+		return "", "bad IP address"
+	}
+	if v[0] == '.' {
+		d, msg := canonHost(v[1:])
+		return "." + d, msg
+	}
+	return canonHost(v)
+}
+
+// ParsePatterns parses a list of patterns separated by commas or blanks, as given in an
+// environment variable (BFS_ALLOW), in the entry syntax (user@host, @host, .host, no '!'),
+// and returns their canonical keys. An empty list gives nil.
+func ParsePatterns(s string) ([]string, error) {
+	var out []string
+	for i := 0; i < len(s); {
+		c := s[i]
+		if isBlank(c) || c == ',' || c == '\n' || c == '\r' {
+			i++
+			continue
+		}
+		j, quoted := i, false
+		for ; j < len(s); j++ {
+			c := s[j]
+			if quoted {
+				if c == '\\' && j+1 < len(s) {
+					j++
+				} else if c == '"' {
+					quoted = false
+				}
+				continue
+			}
+			if c == '"' {
+				quoted = true
+			} else if isBlank(c) || c == ',' || c == '\n' || c == '\r' {
+				break
+			}
+		}
+		tok := s[i:j]
+		if quoted {
+			return nil, fmt.Errorf("rules: pattern %q: unterminated quoted string", tok)
+		}
+		if msg := checkText(tok, "pattern", false); msg != "" {
+			return nil, fmt.Errorf("rules: pattern %q: %s", tok, msg)
+		}
+		if tok[0] == '!' {
+			return nil, fmt.Errorf("rules: pattern %q: an exception is not a pattern", tok)
+		}
+		key, msg := parsePattern(tok)
+		if msg != "" {
+			return nil, fmt.Errorf("rules: pattern %q: %s", tok, msg)
+		}
+		out = append(out, key)
+		i = j
+	}
+	return out, nil
+}

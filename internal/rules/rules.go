@@ -1,0 +1,88 @@
+// Package rules turns a badsenders text file into rules, compiles them to a CDB, and
+// answers the one question the filter asks: which rule, if any, covers this address.
+//
+// # Text format
+//
+// One entry per line (UTF-8; CRLF line ends are accepted):
+//
+//	user@host      that one address
+//	@host          every address at exactly host (qmail badmailfrom syntax)
+//	.host          every address at any subdomain of host, not host itself
+//	!ENTRY [SCOPE...] [REASON]
+//	               exception: an address matching ENTRY is never blocked by this list
+//
+// After the entry, separated by blanks (spaces or tabs), come the scopes, only on an
+// exception, and then the reason, which is the rest of the line with its outer blanks
+// trimmed. A scope is a token starting with rcpt= or client= (in any case):
+//
+//	rcpt=PATTERN   the exception holds only when every recipient matches a rcpt= pattern
+//	               (PATTERN is user@host, @host or .host); repeat the token for more patterns
+//	client=VALUE   the exception holds only for a client whose IP is VALUE (an IP address or
+//	               CIDR prefix) or whose host name is VALUE (host) or ends in VALUE (.host);
+//	               repeat the token for more clients
+//
+// The first token after the entry that is not a scope starts the reason, so a reason may
+// hold '=' and '#'. A line whose first non-blank character is '#' is a comment and blank
+// lines are ignored; '#' anywhere else is ordinary text (qmail's badmailfrom has no
+// comments at all, and a reason may contain '#'). Existing qmail control/badmailfrom files,
+// which hold only @host and user@host lines, are valid rules files with the same meaning.
+//
+// Entries are compared in the canonical form of package address: the local part unquoted
+// and lower-cased, the domain lower-cased without its trailing dot and in ACE form, so
+// "Phisher"@Scam.Example. and phisher@scam.example are one entry, and @bücher.example and
+// @xn--bcher-kva.example are one entry. A quoted local part may hold blanks.
+//
+// A line is refused with a [SyntaxError] when it holds a NUL byte, is longer than
+// [MaxLine] bytes, holds invalid UTF-8 or a control character (other than a tab in the
+// reason), or its entry or a scope is malformed.
+package rules
+
+import (
+	"fmt"
+	"net/netip"
+)
+
+// MaxLine is the longest line, in bytes without its line end, a rules file may hold.
+const MaxLine = 64 << 10
+
+// Rule is one entry of a rules file.
+type Rule struct {
+	File  string // source file name, as given to [Parse] or [Compile]
+	Line  int    // line number in File, from 1
+	Entry string // the entry as written, with its '!' for an exception
+
+	Key     string   // canonical pattern (user@host, @host or .host): the CDB key
+	Except  bool     // an exception (!ENTRY)
+	Rcpts   []string // canonical rcpt= patterns; empty: any recipient
+	Clients []string // canonical client= values (IP, CIDR prefix, host or .host); empty: any client
+	Reason  string   // the rest of the line, trimmed; may be empty
+}
+
+// Scope is what an exception's scopes are checked against.
+type Scope struct {
+	Recipients []string   // canonical recipient addresses
+	ClientIP   netip.Addr // the client's IP address; invalid when unknown
+	ClientHost string     // the client's host name (TCPREMOTEHOST); "" when unknown
+}
+
+// Match is the result of [Set.Lookup].
+type Match struct {
+	Block  *Rule // the most specific block rule that matched, nil if none
+	Except *Rule // an exception in scope that covers the address, nil if none
+}
+
+// Blocked reports whether the address is blocked: a block rule matched and no exception
+// in scope covers it.
+func (m Match) Blocked() bool { return m.Block != nil && m.Except == nil }
+
+// SyntaxError reports a malformed line of a rules file.
+type SyntaxError struct {
+	File string
+	Line int
+	Msg  string
+}
+
+// Error returns "FILE:LINE: MSG".
+func (e *SyntaxError) Error() string {
+	return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg)
+}
