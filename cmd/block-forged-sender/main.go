@@ -28,6 +28,8 @@ commands:
   check     explain the verdict for a sender and/or a message: block-forged-sender check
             [--sender ADDR] [--rcpt ADDR] [MESSAGE-FILE|-]; exit 0 pass, 1 reject
   compile   compile a rules text to CDB: block-forged-sender compile SRC [DST]
+  milter    milter daemon for Postfix and Sendmail: block-forged-sender milter
+            --listen unix:PATH|inet:PORT@HOST
   version   print the version
   help      print this help, or a command's help: block-forged-sender help COMMAND
 
@@ -77,6 +79,8 @@ func run(args []string, e env, std stdio) int {
 		return runCheck(rest, e, std)
 	case "compile":
 		return runCompile(rest, e, std)
+	case "milter":
+		return runMilter(rest, e, std)
 	case "version", "--version":
 		fmt.Fprintf(std.out, "block-forged-sender %s\n", version)
 		return 0

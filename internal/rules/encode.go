@@ -154,14 +154,15 @@ func inScope(key, v []byte, sc Scope) (bool, error) {
 	d.bytes()
 	ok := true
 	if n := d.count(); n > 0 {
-		// Every recipient must match one of the patterns. With no recipient known the
-		// exception does not hold: an unknown recipient list never unblocks.
+		// Every recipient must match one of the patterns. With no recipient the exception
+		// does not hold: an empty recipient list never unblocks. With recipients not yet
+		// known (Scope.RecipientsUnknown) it is taken to hold.
 		pats := d.b
 		for range n {
 			d.bytes()
 		}
 		pats = pats[:len(pats)-len(d.b)]
-		ok = len(sc.Recipients) > 0
+		ok = len(sc.Recipients) > 0 || sc.RecipientsUnknown
 		for _, rcpt := range sc.Recipients {
 			if !ok {
 				break

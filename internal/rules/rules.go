@@ -63,6 +63,11 @@ type Scope struct {
 	Recipients []string   // canonical recipient addresses
 	ClientIP   netip.Addr // the client's IP address; invalid when unknown
 	ClientHost string     // the client's host name (TCPREMOTEHOST); "" when unknown
+
+	// RecipientsUnknown says the recipients are not known yet (a milter at MAIL FROM):
+	// rcpt= scopes are then taken to hold, so that a rejection given without recipients
+	// is one that no recipient could have averted. The verdict with recipients comes later.
+	RecipientsUnknown bool
 }
 
 // Match is the result of [Set.Lookup].
