@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"net/netip"
 	"os"
 	"os/signal"
@@ -124,13 +123,11 @@ func runMilter(args []string, e env, std stdio) int {
 		Metrics:     metrics,
 	})
 	if mf.metricsListen != "" {
-		mux := http.NewServeMux()
-		mux.Handle("/metrics", metrics)
 		mln, err := net.Listen("tcp", mf.metricsListen)
 		if err != nil {
 			return fail("--metrics-listen: %v", err)
 		}
-		go http.Serve(mln, mux)
+		go metrics.Serve(mln)
 	}
 
 	sigs := make(chan os.Signal, 2)
@@ -164,7 +161,7 @@ func runMilter(args []string, e env, std stdio) int {
 }
 
 func isShutdown(err error) bool {
-	return errors.Is(err, milter.ErrShuttingDown) || errors.Is(err, http.ErrServerClosed)
+	return errors.Is(err, milter.ErrShuttingDown)
 }
 
 // logMilterEntry writes the one line for a message, with the MTA's queue id.

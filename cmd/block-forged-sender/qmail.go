@@ -96,10 +96,12 @@ func runQmail(fs *flagSet, args []string, e env, std stdio, h handler) (code int
 		if q := child.Load(); q != nil {
 			q.Kill()
 		}
-		rec.err = fmt.Errorf("%w after %v", errTimeout, c.timeout)
-		rec.exit = exitCode(rec.err)
-		rec.log(lg, e)
-		os.Exit(rec.exit)
+		// rec belongs to the goroutine that is stuck: log a record of our own.
+		tr := &record{start: rec.start, mode: c.mode, verdict: "tempfail"}
+		tr.err = fmt.Errorf("%w after %v", errTimeout, c.timeout)
+		tr.exit = exitCode(tr.err)
+		tr.log(lg, e)
+		os.Exit(tr.exit)
 	})
 	defer timer.Stop()
 	defer func() {
@@ -121,14 +123,20 @@ func runQmail(fs *flagSet, args []string, e env, std stdio, h handler) (code int
 		rec.verdict = "tempfail"
 	}
 	rec.exit = code
-	if done.CompareAndSwap(false, true) {
-		rec.log(lg, e)
+	if !done.CompareAndSwap(false, true) {
+		// The timeout fired first and killed qmail-queue, which made h fail: the timer
+		// logs and exits with ExitTimeout; returning would race it with another code.
+		select {}
 	}
+	rec.log(lg, e)
 	return code
 }
 
 // filterMessage handles one message under qmail-qfilter.
 func filterMessage(c *config, e env, std stdio, rec *record, _ *atomic.Pointer[qmail.Queue]) (int, error) {
+	if err := closedStdio(std, true); err != nil {
+		return 0, err
+	}
 	if t := trust(c, e); t != "" {
 		rec.trusted, rec.verdict = t, "pass"
 		n, err := io.Copy(std.out, std.in)
@@ -181,6 +189,9 @@ func queueMessage(c *config, e env, std stdio, rec *record, child *atomic.Pointe
 	if !ok {
 		return 0, errors.New("queue mode needs the envelope descriptor on fd 1")
 	}
+	if err := closedStdio(std, false); err != nil {
+		return 0, err
+	}
 	if t := trust(c, e); t != "" {
 		rec.trusted, rec.verdict = t, "pass"
 		q, err := qmail.StartQueue(c.qmailQueue, std.errFile)
@@ -205,6 +216,19 @@ func queueMessage(c *config, e env, std stdio, rec *record, child *atomic.Pointe
 	return queueStream(q, std.in, envFile, rec, c, func(envl qmail.Envelope, cands []policy.Candidate, tooMany bool) (int, error) {
 		return decide(c, e, envl, cands, tooMany, rec, set)
 	})
+}
+
+// closedStdio returns an error when qmail left fd 0 (the message) or, with output, fd 1
+// (the filter's output) closed: the Go runtime put /dev/null there, which would read as an
+// empty message or swallow the passed one.
+func closedStdio(std stdio, output bool) error {
+	if std.in == os.Stdin && qmail.ClosedAtStart(0) {
+		return errInputClosed
+	}
+	if output && std.out == io.Writer(os.Stdout) && qmail.ClosedAtStart(1) {
+		return errOutputClosed
+	}
+	return nil
 }
 
 // queueStream streams the message from in into qmail-queue, scanning its header when c is

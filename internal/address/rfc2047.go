@@ -3,11 +3,15 @@ package address
 import (
 	"bytes"
 	"encoding/base64"
-	"strings"
+	"sync"
 
 	"golang.org/x/text/encoding"
-	"golang.org/x/text/encoding/htmlindex"
-	"golang.org/x/text/encoding/ianaindex"
+	"golang.org/x/text/encoding/charmap"
+	"golang.org/x/text/encoding/japanese"
+	"golang.org/x/text/encoding/korean"
+	"golang.org/x/text/encoding/simplifiedchinese"
+	"golang.org/x/text/encoding/traditionalchinese"
+	"golang.org/x/text/encoding/unicode"
 )
 
 // RFC 2047 encoded words, decoded the lenient way: a reader that decodes more than the RFC
@@ -224,20 +228,97 @@ func appendCharset(dst, charset, raw []byte) []byte {
 }
 
 // lookupCharset returns the decoder for a charset name, or nil when the bytes are to be
-// kept as they are.
+// kept as they are (UTF-8, ASCII, or a charset we do not know: its ASCII letters, and so
+// any address written in them, still show).
+//
+// The names are looked up in a table of our own rather than in x/text's htmlindex and
+// ianaindex: those build their indexes at package initialisation, which every message,
+// one process each under qmail, would pay for (about 0.3 ms).
 func lookupCharset(charset []byte) encoding.Encoding {
-	name := strings.ToLower(string(charset))
+	name := charsetKey(charset)
 	switch name {
-	case "utf-8", "utf8", "us-ascii", "ascii", "":
+	case "utf8", "usascii", "ascii", "":
 		return nil
 	}
-	if enc, err := htmlindex.Get(name); err == nil && enc != nil {
-		return enc
+	return charsets()[name]
+}
+
+// charsetKey is a charset name folded for look-up: lower case, without the RFC 2231
+// language suffix ("utf-8*en") and without '-', '_', ' ' and '.', so that ISO-8859-1,
+// iso_8859-1 and ISO8859-1 meet.
+func charsetKey(charset []byte) string {
+	if i := bytes.IndexByte(charset, '*'); i >= 0 {
+		charset = charset[:i]
 	}
-	for _, idx := range []*ianaindex.Index{ianaindex.MIME, ianaindex.IANA} {
-		if enc, err := idx.Encoding(name); err == nil && enc != nil {
-			return enc
+	b := make([]byte, 0, len(charset))
+	for _, c := range charset {
+		switch {
+		case c == '-' || c == '_' || c == ' ' || c == '.' || c == ':':
+		case 'A' <= c && c <= 'Z':
+			b = append(b, c+'a'-'A')
+		default:
+			b = append(b, c)
 		}
 	}
-	return nil
+	return string(b)
 }
+
+// charsets maps folded charset names (see [charsetKey]) to their decoders: every single-byte
+// charset of x/text's charmap under its own name and the usual aliases, and the CJK and
+// UTF-16 encodings mail uses.
+var charsets = sync.OnceValue(func() map[string]encoding.Encoding {
+	m := map[string]encoding.Encoding{}
+	for _, e := range charmap.All {
+		if cm, ok := e.(*charmap.Charmap); ok {
+			m[charsetKey([]byte(cm.String()))] = cm // "ISO 8859-1" -> iso88591
+		}
+	}
+	alias := func(e encoding.Encoding, names ...string) {
+		for _, n := range names {
+			m[charsetKey([]byte(n))] = e
+		}
+	}
+	// As in web mail (the WHATWG encoding standard), Latin-1 and Latin-5 text is decoded
+	// as their Windows supersets: 0x80-0x9f show as letters there, not as controls.
+	alias(charmap.Windows1252, "iso-8859-1", "latin1", "l1", "iso-ir-100", "cp819", "ibm819", "iso_8859-1:1987", "us-ascii-8bit")
+	alias(charmap.ISO8859_2, "latin2", "l2", "iso-ir-101")
+	alias(charmap.ISO8859_3, "latin3", "l3")
+	alias(charmap.ISO8859_4, "latin4", "l4")
+	alias(charmap.ISO8859_5, "cyrillic", "iso-ir-144")
+	alias(charmap.ISO8859_6, "arabic", "asmo-708", "ecma-114")
+	alias(charmap.ISO8859_7, "greek", "greek8", "elot_928", "ecma-118")
+	alias(charmap.ISO8859_8, "hebrew", "visual", "iso-8859-8-i", "iso-8859-8-e", "iso-ir-138")
+	alias(charmap.Windows1254, "iso-8859-9", "latin5", "l5", "iso-ir-148")
+	alias(charmap.ISO8859_10, "latin6", "l6")
+	alias(charmap.ISO8859_13, "latin7")
+	alias(charmap.ISO8859_14, "latin8")
+	alias(charmap.ISO8859_15, "latin9", "latin0", "l9")
+	alias(charmap.ISO8859_16, "latin10")
+	alias(charmap.Windows874, "tis-620", "cp874", "iso-8859-11", "dos-874")
+	for i, e := range []encoding.Encoding{charmap.Windows1250, charmap.Windows1251, charmap.Windows1252,
+		charmap.Windows1253, charmap.Windows1254, charmap.Windows1255, charmap.Windows1256,
+		charmap.Windows1257, charmap.Windows1258} {
+		n := "125" + string(rune('0'+i))
+		alias(e, "cp"+n, "x-cp"+n, "ms-"+n)
+	}
+	alias(charmap.CodePage437, "cp437", "ibm437", "437")
+	alias(charmap.CodePage850, "cp850", "ibm850", "850")
+	alias(charmap.CodePage852, "cp852", "ibm852", "852")
+	alias(charmap.CodePage866, "cp866", "ibm866", "866")
+	alias(charmap.KOI8R, "koi8-r", "koi8", "cskoi8r")
+	alias(charmap.KOI8U, "koi8-u", "koi8-ru")
+	alias(charmap.Macintosh, "mac", "macintosh", "x-mac-roman", "csmacintosh")
+	alias(charmap.MacintoshCyrillic, "x-mac-cyrillic", "x-mac-ukrainian")
+	alias(japanese.ShiftJIS, "shift_jis", "sjis", "x-sjis", "ms_kanji", "csshiftjis", "windows-31j", "cp932", "ms932")
+	alias(japanese.EUCJP, "euc-jp", "x-euc-jp", "cseucpkdfmtjapanese")
+	alias(japanese.ISO2022JP, "iso-2022-jp", "csiso2022jp")
+	alias(korean.EUCKR, "euc-kr", "ks_c_5601-1987", "ks_c_5601-1989", "ksc5601", "ksc_5601", "korean", "cp949", "windows-949", "uhc", "iso-ir-149", "csksc56011987")
+	alias(simplifiedchinese.GBK, "gbk", "gb2312", "cp936", "ms936", "windows-936", "euc-cn", "x-gbk", "csgb2312", "chinese", "gb_2312-80", "iso-ir-58")
+	alias(simplifiedchinese.GB18030, "gb18030")
+	alias(simplifiedchinese.HZGB2312, "hz-gb-2312", "hz")
+	alias(traditionalchinese.Big5, "big5", "big5-hkscs", "cn-big5", "x-x-big5", "csbig5", "cp950")
+	alias(unicode.UTF16(unicode.BigEndian, unicode.UseBOM), "utf-16")
+	alias(unicode.UTF16(unicode.BigEndian, unicode.IgnoreBOM), "utf-16be", "unicodefffe")
+	alias(unicode.UTF16(unicode.LittleEndian, unicode.IgnoreBOM), "utf-16le", "unicode", "ucs-2", "csunicode")
+	return m
+})

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"net/http"
 	"slices"
 	"strconv"
 	"strings"
@@ -95,12 +94,6 @@ func (m *Metrics) observeDecide(d time.Duration) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.decide.add(d)
-}
-
-// ServeHTTP writes the metrics in the Prometheus text format.
-func (m *Metrics) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-	m.WriteText(w)
 }
 
 // WriteText writes the metrics in the Prometheus text format to out.

@@ -2,7 +2,9 @@ package milter
 
 import (
 	"bytes"
-	"net/http/httptest"
+	"io"
+	"net"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -20,12 +22,35 @@ func TestMetrics(t *testing.T) {
 	m.observe(Entry{Verdict: VerdictTempFail, Err: errFake})
 	m.observeDecide(100 * time.Microsecond)
 
-	rec := httptest.NewRecorder()
-	m.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
-	if got, want := rec.Header().Get("Content-Type"), "text/plain; version=0.0.4; charset=utf-8"; got != want {
-		t.Errorf("Content-Type = %q, want %q", got, want)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
 	}
-	got := rec.Body.String()
+	defer ln.Close()
+	go m.Serve(ln)
+	resp, err := http.Get("http://" + ln.Addr().String() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if got, want := resp.Header.Get("Content-Type"), "text/plain; version=0.0.4; charset=utf-8"; resp.StatusCode != 200 || got != want {
+		t.Errorf("status %d, Content-Type = %q; want 200, %q", resp.StatusCode, got, want)
+	}
+	for path, want := range map[string]int{"/": 404, "/other": 404, "/metrics?x=1": 200} {
+		r, err := http.Get("http://" + ln.Addr().String() + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Body.Close()
+		if r.StatusCode != want {
+			t.Errorf("GET %s: status %d, want %d", path, r.StatusCode, want)
+		}
+	}
+	if r, err := http.Post("http://"+ln.Addr().String()+"/metrics", "text/plain", nil); err != nil || r.StatusCode != 405 {
+		t.Errorf("POST /metrics: %v %v, want 405", r, err)
+	}
+	got := string(body)
 	wantCounters := `# HELP bfs_milter_messages_total Messages by verdict and reason.
 # TYPE bfs_milter_messages_total counter
 bfs_milter_messages_total{verdict="failopen",reason="panic"} 1
