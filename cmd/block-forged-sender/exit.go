@@ -6,6 +6,7 @@ import (
 	"os"
 	"syscall"
 
+	"block-forged-sender/internal/cdb"
 	"block-forged-sender/internal/header"
 	"block-forged-sender/internal/policy"
 	"block-forged-sender/internal/qmail"
@@ -52,7 +53,8 @@ func exitCode(err error) int {
 		return qmail.ExitTimeout
 	case errors.Is(err, qmail.ErrBadEnvelope):
 		return qmail.ExitBadEnvelope
-	case errors.As(err, &rlErr), errors.Is(err, policy.ErrNoDefaultHost), errors.Is(err, errConfig):
+	case errors.As(err, &rlErr), errors.Is(err, policy.ErrNoDefaultHost), errors.Is(err, errConfig),
+		errors.Is(err, cdb.ErrCorrupt): // a look-up in a corrupt rules CDB
 		return qmail.ExitConfigError
 	case errors.As(err, &ioErr):
 		if ioErr.Op == "write" {
@@ -66,7 +68,9 @@ func exitCode(err error) int {
 			return qmail.ExitWriteError
 		}
 		return qmail.ExitReadError
-	case errors.Is(err, errEnvelopeRead):
+	case errors.Is(err, errOutputClosed):
+		return qmail.ExitWriteError
+	case errors.Is(err, errEnvelopeRead), errors.Is(err, errInputClosed):
 		return qmail.ExitReadError
 	case errors.As(err, &pathErr) && pathErr.Op == "read":
 		return qmail.ExitReadError
@@ -79,3 +83,9 @@ var errConfig = errors.New("configuration")
 
 // errEnvelopeRead marks a fault reading the envelope descriptor.
 var errEnvelopeRead = errors.New("reading the envelope")
+
+// errInputClosed and errOutputClosed mark fd 0 or fd 1 closed by the caller.
+var (
+	errInputClosed  = errors.New("fd 0 (the message) is closed")
+	errOutputClosed = errors.New("fd 1 (the output) is closed")
+)

@@ -75,3 +75,19 @@ func CustomErrorText(reason string) []byte {
 	}
 	return []byte(b.String())
 }
+
+// ClosedAtStart reports whether fd, a standard descriptor (0, 1 or 2), was closed when the
+// program started. The Go runtime then opens /dev/null on it read-write, so that reading it
+// would see an empty message and writing it would lose the message. A shell's </dev/null
+// or >/dev/null opens it read-only or write-only and is not mistaken for it.
+func ClosedAtStart(fd int) bool {
+	var st, null syscall.Stat_t
+	if err := syscall.Fstat(fd, &st); err != nil {
+		return err == syscall.EBADF
+	}
+	if st.Mode&syscall.S_IFMT != syscall.S_IFCHR || syscall.Stat("/dev/null", &null) != nil || st.Rdev != null.Rdev {
+		return false
+	}
+	fl, err := fcntlGetfl(fd)
+	return err == nil && fl&syscall.O_ACCMODE == syscall.O_RDWR
+}

@@ -107,4 +107,3 @@ func (q *Queue) Wait() (int, error) {
 	q.envelope.Close()
 	return q.wait()
 }
-
