@@ -139,7 +139,7 @@ func filterMessage(c *config, e env, std stdio, rec *record, _ *atomic.Pointer[q
 	}
 	if t := trust(c, e); t != "" {
 		rec.trusted, rec.verdict = t, "pass"
-		n, err := io.Copy(std.out, std.in)
+		n, err := copyBody(std.out, std.in)
 		rec.size = n
 		if err != nil {
 			return 0, &copyError{err}
@@ -158,7 +158,7 @@ func filterMessage(c *config, e env, std stdio, rec *record, _ *atomic.Pointer[q
 	if err != nil {
 		return 0, err
 	}
-	m, err := io.Copy(std.out, std.in)
+	m, err := copyBody(std.out, std.in)
 	rec.size += m
 	if err != nil {
 		return 0, &copyError{err}
@@ -244,7 +244,7 @@ func queueStream(q *qmail.Queue, in, envFile *os.File, rec *record, c *config,
 	}
 	if err == nil {
 		var m int64
-		m, err = io.Copy(q.Message, in)
+		m, err = qmail.Copy(q.Message, in)
 		rec.size += m
 		if err != nil {
 			err = &copyError{err}
@@ -339,4 +339,13 @@ func rejectCode(c *config, d policy.Decision) int {
 		}
 	}
 	return qmail.ExitRejected
+}
+
+// copyBody copies the rest of the message without passing it through user space where
+// the kernel allows: copy_file_range between files, splice between pipes.
+func copyBody(w io.Writer, r *os.File) (int64, error) {
+	if f, ok := w.(*os.File); ok {
+		return qmail.Copy(f, r)
+	}
+	return io.Copy(w, r)
 }
