@@ -9,7 +9,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"block-forged-sender/internal/qmail"
 )
@@ -48,9 +50,27 @@ func TestMain(m *testing.M) {
 // fakeQmailQueue stands in for the real qmail-queue: it reads the whole message on fd 0,
 // then the envelope on fd 1, and records both in dir. Like qmail-queue it "queues" only
 // a complete envelope (file "queued"); otherwise it records what it got in "aborted" and
-// exits 54. BFS_TEST_FAKE_EXIT makes it exit with that code after reading the message.
+// exits 54. BFS_TEST_FAKE_EXIT makes it exit with that code after reading the message;
+// BFS_TEST_FAKE_EARLY makes it exit with that code before reading anything;
+// BFS_TEST_FAKE_SLEEP (a duration) makes it sleep before reading (a hanging qmail-queue);
+// BFS_TEST_FAKE_SIGNAL (a number) makes it kill itself with that signal after reading the
+// message.
 func fakeQmailQueue(dir string) int {
+	if code := os.Getenv("BFS_TEST_FAKE_EARLY"); code != "" {
+		var n int
+		fmt.Sscan(code, &n)
+		return n
+	}
+	if d, err := time.ParseDuration(os.Getenv("BFS_TEST_FAKE_SLEEP")); err == nil {
+		time.Sleep(d)
+	}
 	msg, err := io.ReadAll(os.Stdin)
+	if sig := os.Getenv("BFS_TEST_FAKE_SIGNAL"); sig != "" {
+		var n int
+		fmt.Sscan(sig, &n)
+		syscall.Kill(os.Getpid(), syscall.Signal(n)) // SIGKILL or SIGTERM: Go would catch others
+		time.Sleep(time.Minute)
+	}
 	if err != nil {
 		return 54
 	}
