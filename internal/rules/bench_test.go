@@ -91,6 +91,26 @@ func BenchmarkCompile(b *testing.B) {
 	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "lines/s")
 }
 
+// BenchmarkParse is the cost of reading a list into rules, as Load does when it cannot
+// write the CDB.
+func BenchmarkParse(b *testing.B) {
+	const n = 1_000_000
+	src := filepath.Join(b.TempDir(), "badsenders")
+	writeList(b, src, n)
+	b.ReportAllocs()
+	for b.Loop() {
+		f, err := os.Open(src)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := Parse(f, src, func(Rule) error { return nil }); err != nil {
+			b.Fatal(err)
+		}
+		f.Close()
+	}
+	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "lines/s")
+}
+
 // lookupAddrs are the addresses each benchmark iteration looks up: hits of each kind and
 // misses with several parent domains (the common case).
 var lookupAddrs = []string{

@@ -71,10 +71,14 @@ func Compile(src, dst string) (n int, err error) {
 		return 0, fmt.Errorf("rules: %s: %w", tmp.Name(), err)
 	}
 	var key, val []byte
-	err = Parse(in, src, func(r Rule) error {
-		key = append(key[:0], r.Key...)
-		val = appendValue(val[:0], &r)
+	err = scan(in, src, func(l *parsed) error {
 		n++
+		if l.isFast {
+			val = appendFastValue(val[:0], &l.fast, l.line)
+			return w.Add(l.fast.key, val)
+		}
+		key = append(key[:0], l.rule.Key...)
+		val = appendValue(val[:0], &l.rule)
 		return w.Add(key, val)
 	})
 	if err != nil {
@@ -83,6 +87,9 @@ func Compile(src, dst string) (n int, err error) {
 			return 0, err
 		}
 		return 0, fmt.Errorf("rules: compile %s: %w", src, err)
+	}
+	if err := unchanged(in, fi); err != nil {
+		return 0, err
 	}
 	if err := w.Finish(); err != nil {
 		return 0, fmt.Errorf("rules: %s: %w", tmp.Name(), err)
@@ -107,6 +114,24 @@ func Compile(src, dst string) (n int, err error) {
 		return n, fmt.Errorf("rules: sync directory %s: %w", dir, err)
 	}
 	return n, nil
+}
+
+// ErrChanged is returned when the rules text changed while it was read: an editor that
+// rewrites the file in place may have been half-way through it. Compiling again later
+// reads the finished text; a filter meanwhile fails temporarily.
+var ErrChanged = errors.New("rules: the text changed while it was read")
+
+// unchanged checks that the open file f still has the size and modification time it had
+// (before) when reading began.
+func unchanged(f *os.File, before os.FileInfo) error {
+	now, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("rules: %w", err)
+	}
+	if now.Size() != before.Size() || !now.ModTime().Equal(before.ModTime()) {
+		return fmt.Errorf("%w: %s", ErrChanged, f.Name())
+	}
+	return nil
 }
 
 // syncDir makes a rename in dir durable. File systems that cannot sync a directory

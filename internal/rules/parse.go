@@ -18,7 +18,46 @@ import (
 // the source in errors and in [Rule.File]. A malformed line stops the parse with a
 // [*SyntaxError]; an error from fn stops it and is returned as it is.
 func Parse(r io.Reader, file string, fn func(Rule) error) error {
+	return scan(r, file, func(l *parsed) error {
+		if !l.isFast {
+			return fn(l.rule)
+		}
+		return fn(l.fast.rule(l.text, file, l.line))
+	})
+}
+
+// parsed is one entry line as [scan] gives it: a plain entry parsed in place by
+// [parseFast] (isFast), or any other as a [Rule] from [parseLine].
+type parsed struct {
+	line   int
+	text   []byte // the line; valid until the next line
+	isFast bool
+	fast   fastRule
+	rule   Rule // File and Line set
+}
+
+// rule returns f, parsed from text found at file:line, as a Rule, building as few strings
+// as it can: one for the line, and one for the key when it is not the entry as written.
+func (f *fastRule) rule(text []byte, file string, line int) Rule {
+	s := string(text)
+	entry := s[f.entryAt : f.entryAt+len(f.entry)]
+	r := Rule{File: file, Line: line, Entry: entry, Except: f.except}
+	if f.reason != nil {
+		r.Reason = s[f.reasonAt : f.reasonAt+len(f.reason)]
+	}
+	if n := len(entry) - len(f.key); n >= 0 && entry[n:] == string(f.key) {
+		r.Key = entry[n:]
+	} else {
+		r.Key = string(f.key)
+	}
+	return r
+}
+
+// scan reads a rules file from r and calls fn for every entry line, in file order, as
+// [Parse] does; fn must not keep l or its slices.
+func scan(r io.Reader, file string, fn func(l *parsed) error) error {
 	br := bufio.NewReaderSize(r, MaxLine+2) // a full line plus CRLF fits
+	var l parsed
 	for line := 1; ; line++ {
 		b, err := br.ReadSlice('\n')
 		if errors.Is(err, bufio.ErrBufferFull) {
@@ -30,21 +69,31 @@ func Parse(r io.Reader, file string, fn func(Rule) error) error {
 		if len(b) == 0 && err == io.EOF {
 			return nil
 		}
-		b = bytes.TrimSuffix(b, []byte{'\n'})
-		b = bytes.TrimSuffix(b, []byte{'\r'})
+		if n := len(b); n > 0 && b[n-1] == '\n' {
+			b = b[:n-1]
+		}
+		if n := len(b); n > 0 && b[n-1] == '\r' {
+			b = b[:n-1]
+		}
 		if len(b) > MaxLine {
 			return &SyntaxError{file, line, fmt.Sprintf("line longer than %d bytes", MaxLine)}
 		}
 		if line == 1 {
 			b = bytes.TrimPrefix(b, []byte("\uFEFF")) // a byte order mark some editors add
 		}
-		rule, ok, msg := parseLine(b)
-		if msg != "" {
-			return &SyntaxError{file, line, msg}
+		l.line, l.text = line, b
+		l.isFast = parseFast(b, &l.fast)
+		ok := l.isFast
+		if !ok {
+			var msg string
+			l.rule, ok, msg = parseLine(b)
+			if msg != "" {
+				return &SyntaxError{file, line, msg}
+			}
+			l.rule.File, l.rule.Line = file, line
 		}
 		if ok {
-			rule.File, rule.Line = file, line
-			if ferr := fn(rule); ferr != nil {
+			if ferr := fn(&l); ferr != nil {
 				return ferr
 			}
 		}
@@ -168,6 +217,13 @@ func scanToken(s string, i int, what string) (end int, msg string) {
 // space other than the space a quoted local part may hold (it would only make an entry
 // that never matches). A reason may hold tabs.
 func checkText(s, what string, reason bool) string {
+	i := 0
+	for i < len(s) && fastClass[s[i]]&clText != 0 && (reason || s[i] != '\t') {
+		i++
+	}
+	if i == len(s) {
+		return "" // printable ASCII (and tabs in a reason): nothing to refuse
+	}
 	if !utf8.ValidString(s) {
 		return "invalid UTF-8 in " + what
 	}
@@ -224,14 +280,24 @@ func canonHost(h string) (string, string) {
 		}
 		return d, ""
 	}
-	if i := strings.IndexAny(d, "@\"(),;:<>\\[]"); i >= 0 {
-		return "", fmt.Sprintf("invalid character %q in host", d[i])
+	for i := 0; i < len(d); i++ {
+		if hostSpecial[d[i]] {
+			return "", fmt.Sprintf("invalid character %q in host", d[i])
+		}
 	}
 	if d[0] == '.' || d[len(d)-1] == '.' || strings.Contains(d, "..") {
 		return "", "empty label in host"
 	}
 	return d, ""
 }
+
+// hostSpecial holds the bytes a host name may not contain.
+var hostSpecial = func() (t [256]bool) {
+	for _, c := range []byte("@\"(),;:<>\\[]") {
+		t[c] = true
+	}
+	return t
+}()
 
 // parseClient returns the canonical form of a client= value: an IP address, a masked CIDR
 // prefix (IPv4-mapped forms as IPv4), a host name or a .host suffix.

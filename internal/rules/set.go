@@ -121,6 +121,10 @@ func parseMemory(path string) (*Set, int, error) {
 		return nil, 0, fmt.Errorf("rules: %w", err)
 	}
 	defer f.Close()
+	before, err := f.Stat()
+	if err != nil {
+		return nil, 0, fmt.Errorf("rules: %w", err)
+	}
 	s := &Set{mem: make(map[string][][]byte), file: path}
 	n := 0
 	err = Parse(f, path, func(r Rule) error {
@@ -129,6 +133,9 @@ func parseMemory(path string) (*Set, int, error) {
 		return nil
 	})
 	if err != nil {
+		return nil, 0, err
+	}
+	if err := unchanged(f, before); err != nil {
 		return nil, 0, err
 	}
 	return s, n, nil

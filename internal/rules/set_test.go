@@ -606,3 +606,54 @@ func TestConcurrentLoad(t *testing.T) {
 		t.Errorf("directory holds %q", names)
 	}
 }
+
+// TestCompileChangedWhileRead: a text that grows while it is compiled (an editor writing it
+// in place) gives ErrChanged and leaves no CDB, so no half-written list is ever used.
+func TestCompileChangedWhileRead(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join(dir, "badsenders")
+	var b strings.Builder
+	for i := range 200000 {
+		fmt.Fprintf(&b, "u%d@x%d.example\n", i, i)
+	}
+	if err := os.WriteFile(src, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() { // append while Compile reads
+		defer close(done)
+		f, err := os.OpenFile(src, os.O_APPEND|os.O_WRONLY, 0)
+		if err != nil {
+			return
+		}
+		defer f.Close()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			fmt.Fprintf(f, "late%d@y.example\n", i)
+		}
+	}()
+	var err error
+	for try := 0; try < 20 && !errors.Is(err, ErrChanged); try++ {
+		os.Remove(src + ".cdb") // an earlier try may have finished before the writer began
+		_, err = Compile(src, src+".cdb")
+	}
+	close(stop)
+	<-done
+	if !errors.Is(err, ErrChanged) {
+		t.Fatalf("Compile of a file growing under it = %v, want ErrChanged", err)
+	}
+	if _, err := os.Stat(src + ".cdb"); err == nil {
+		t.Errorf("a CDB was written from a text that changed while read")
+	}
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		if strings.Contains(e.Name(), ".tmp") {
+			t.Errorf("temporary file left: %s", e.Name())
+		}
+	}
+}
