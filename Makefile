@@ -5,7 +5,7 @@ CORPUS  ?= ../shared/corpus
 FUZZTIME ?= 20s
 export CGO_ENABLED ?= 0
 
-.PHONY: build demo test check-format fuzz bench clean
+.PHONY: build demo test e2e check-format fuzz bench clean
 
 build:
 	$(GO) build -trimpath -o $(BIN) ./cmd/block-forged-sender
@@ -25,6 +25,11 @@ test: check-format build
 	elif [ -n "$$BFS_REQUIRE_TOOLS" ]; then \
 		echo "corpus not found at $(CORPUS)" >&2; exit 1; \
 	else echo "skipping the shared corpus: $(CORPUS) not found"; fi
+
+# The end-to-end tests against a real, private Postfix alone (as root, with Debian's postfix
+# and swaks; `make test` runs them too, and skips them without root or the tools).
+e2e:
+	CGO_ENABLED=1 $(GO) test -race -count=1 -v ./e2e/...
 
 check-format:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

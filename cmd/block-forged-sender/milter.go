@@ -45,6 +45,7 @@ type milterFlags struct {
 	trustedNets           []netip.Prefix
 	socketMode            string
 	shutdownWait          time.Duration
+	maxHeader             int
 }
 
 // runMilter runs the milter daemon until SIGTERM or SIGINT.
@@ -72,6 +73,7 @@ func runMilter(args []string, e env, std stdio) int {
 	})
 	fs.StringVar(&mf.socketMode, "socket-mode", "0660", "permissions of a unix socket (the MTA's user must be able to connect)")
 	fs.DurationVar(&mf.shutdownWait, "shutdown-wait", 30*time.Second, "how long SIGTERM waits for messages in flight")
+	fs.IntVar(&mf.maxHeader, "max-header", 8<<20, "largest header section (and recipient list) held per message, in `bytes`; larger is a temporary failure")
 	fs.BoolVar(&c.syslog, "syslog", false, "log to syslog (facility mail, tag bfs) instead of stderr")
 	if hasHelp(args) {
 		fs.SetOutput(std.out)
@@ -118,7 +120,7 @@ func runMilter(args []string, e env, std stdio) int {
 		Decider:     d,
 		TrustedNets: mf.trustedNets,
 		FailOpen:    mf.failOpen,
-		MaxHeader:   c.maxField,
+		MaxHeader:   mf.maxHeader,
 		Log:         func(en milter.Entry) { logMilterEntry(lg, c, en) },
 		Metrics:     metrics,
 	})
