@@ -506,8 +506,11 @@ func startDaemon(t *testing.T, rules string, args ...string) *daemon {
 // stop sends SIGTERM and waits for the daemon to exit; it returns the exit error.
 func (d *daemon) stop(t *testing.T) error {
 	t.Helper()
-	if d.cmd.ProcessState != nil {
-		return nil
+	select { // exited already (the Wait goroutine owns cmd.ProcessState)
+	case err := <-d.done:
+		d.done <- err
+		return err
+	default:
 	}
 	d.cmd.Process.Signal(syscall.SIGTERM)
 	select {

@@ -31,6 +31,10 @@ func (e *PanicError) Error() string { return fmt.Sprintf("milter: panic: %v", e.
 const protocol = lib.OptNoHelo | lib.OptNoData | lib.OptNoUnknown | lib.OptNoBody |
 	lib.OptNoHeaderReply | lib.OptNoRcptReply | lib.OptHeaderLeadingSpace
 
+// replyGrace is how long Shutdown waits, once every message in flight has its verdict,
+// for the replies to be written: the library writes a reply after the handler returns.
+const replyGrace = 500 * time.Millisecond
+
 // keepBuffer is the largest header buffer a connection keeps for its next message.
 const keepBuffer = 64 << 10
 
@@ -104,6 +108,12 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	go func() {
 		select {
 		case <-idle:
+			// The last verdict is given to the library before it writes the reply: let
+			// the write finish before the connections are closed.
+			select {
+			case <-time.After(replyGrace):
+			case <-libCtx.Done():
+			}
 			cancel()
 		case <-libCtx.Done():
 		}
