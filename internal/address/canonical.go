@@ -91,12 +91,12 @@ var lookupProfile = sync.OnceValue(func() *idna.Profile {
 	)
 })
 
-// CanonicalDomain returns domain lower-cased, without its trailing dot, and, when it is
+// CanonicalDomain returns domain lower-cased, without trailing dots, and, when it is
 // internationalised, in lower-case ACE form (RFC 5890), so that @bücher.example and
 // @xn--bcher-kva.example compare equal. A domain IDNA cannot convert is kept lower-cased,
 // which still makes a rule match a candidate written the same way.
 func CanonicalDomain(domain string) string {
-	domain = strings.TrimSuffix(domain, ".")
+	domain = strings.TrimRight(domain, ".")
 	if isASCII(domain) {
 		return lower(domain)
 	}
@@ -105,9 +105,15 @@ func CanonicalDomain(domain string) string {
 	}
 	ace, err := lookupProfile().ToASCII(domain)
 	if err != nil || ace == "" {
-		return strings.ToLower(domain)
+		// IDNA refuses some upper-case letters that it accepts in lower case (U+04C0
+		// and its lower case U+04CF): try the lower-cased name before keeping it as it
+		// is, so that the canonical form of a canonical form is itself.
+		low := strings.ToLower(domain)
+		if ace, err = lookupProfile().ToASCII(low); err != nil || ace == "" {
+			return low
+		}
 	}
-	return strings.TrimSuffix(ace, ".")
+	return strings.TrimRight(ace, ".")
 }
 
 func isASCII(s string) bool {

@@ -66,3 +66,18 @@ func TestCanonical(t *testing.T) {
 		}
 	}
 }
+
+// FuzzCanonicalDomain checks that the canonical form is stable: rules are compiled once and
+// candidates canonicalised per message, so CanonicalDomain(CanonicalDomain(d)) must be
+// CanonicalDomain(d), or a rule could miss the very domain it names.
+func FuzzCanonicalDomain(f *testing.F) {
+	for _, d := range []string{"рӀ", "Acme-Corp.Example.", "bücher.example", "XN--ACM-CORP-D1A.EXAMPLE", "ａｃｍｅ.example", "a_b.example", "[1.2.3.4]", "ß.example", "İ.example"} {
+		f.Add(d)
+	}
+	f.Fuzz(func(t *testing.T, d string) {
+		c := CanonicalDomain(d)
+		if again := CanonicalDomain(c); again != c {
+			t.Fatalf("CanonicalDomain(%q) = %q, but CanonicalDomain(%q) = %q", d, c, c, again)
+		}
+	})
+}

@@ -58,7 +58,9 @@ func FuzzParse(f *testing.F) {
 			}
 			addr := r.Key
 			switch {
-			case addr[0] == '@':
+			case addr[0] == '@' && strings.Count(addr, "@") == 1:
+				// @host; a key with more than one @ is an exact address whose quoted
+				// local part starts with @ ("@"@a -> @@a), probed as it is.
 				addr = "x" + addr
 			case addr[0] == '.' && !strings.Contains(addr, "@"):
 				addr = "x@a" + addr

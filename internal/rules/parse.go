@@ -270,6 +270,9 @@ func canonHost(h string) (string, string) {
 	if h == "" {
 		return "", "empty host"
 	}
+	if strings.HasSuffix(h, "..") {
+		return "", "empty label in host" // one trailing dot is the root; two are a typo
+	}
 	d := address.CanonicalDomain(h)
 	if d == "" {
 		return "", "empty host"
