@@ -274,7 +274,7 @@ func goRows(dir string) []row {
 	}
 	slices.Sort(names)
 	if len(names) == 0 {
-		rows = append(rows, row{"7", "milter messages/s", "—", "—", "—", "—", "not measured: no benchmark in internal/milter, or it did not build (see the log)"})
+		rows = append(rows, row{"7", "milter messages/s", "—", "—", "—", "—", "not measured: BenchmarkMilterDaemon failed (see the log)"})
 	}
 	for _, n := range names {
 		c := mb[n]
@@ -282,8 +282,8 @@ func goRows(dir string) []row {
 		if rate == 0 && c["ns/op"] > 0 {
 			rate = 1e9 / c["ns/op"]
 		}
-		rows = append(rows, row{"7", "milter " + strings.TrimPrefix(n, "Benchmark"), fmt.Sprintf("%.0f msgs/s", rate),
-			fmt.Sprintf("%.0f allocs/op", c["allocs/op"]), "—", "—", "—"})
+		rows = append(rows, row{"7", "milter " + strings.TrimPrefix(n, "Benchmark") + ", 32 connections", fmt.Sprintf("%.0f msgs/s", rate),
+			fmt.Sprintf("latency p50 %.1f ms, p90 %.1f ms, p99 %.1f ms", c["p50-µs"]/1e3, c["p90-µs"]/1e3, c["p99-µs"]/1e3), "—", "—", "—"})
 	}
 	return rows
 }

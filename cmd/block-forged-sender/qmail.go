@@ -43,7 +43,7 @@ func runFilter(args []string, e env, std stdio) int {
 	fs := newFlagSet("filter", filterHelp, std.err)
 	fs.policyFlags()
 	fs.qmailFlags()
-	return runQmail(fs, args, e, std, filterMessage)
+	return runQmail(fs, args, e, std, filterMessage, false)
 }
 
 // runQueue is the QMAILQUEUE program.
@@ -52,7 +52,7 @@ func runQueue(args []string, e env, std stdio) int {
 	fs.policyFlags()
 	fs.qmailFlags()
 	fs.StringVar(&fs.cfg.qmailQueue, "qmail-queue", defaultQmailQueue, "the real qmail-queue `program` (QMAILQUEUE is never read for it: it names this program)")
-	return runQmail(fs, args, e, std, queueMessage)
+	return runQmail(fs, args, e, std, queueMessage, true)
 }
 
 // handler processes one message and fills in the record; it returns the exit code for a
@@ -60,8 +60,8 @@ func runQueue(args []string, e env, std stdio) int {
 type handler func(c *config, e env, std stdio, rec *record, child *atomic.Pointer[qmail.Queue]) (int, error)
 
 // runQmail is what both qmail modes share: settings, signals, timeout, the one log line,
-// and the mapping of faults to temporary exit codes.
-func runQmail(fs *flagSet, args []string, e env, std stdio, h handler) (code int) {
+// and the mapping of faults to temporary exit codes. spawns says h runs qmail-queue.
+func runQmail(fs *flagSet, args []string, e env, std stdio, h handler, spawns bool) (code int) {
 	rec := &record{start: time.Now(), verdict: "tempfail"}
 	// Which of fd 3 and fd 6 qmail opened must be known before this process opens any
 	// file: the rules CDB would otherwise take a closed fd 3 and be read as the envelope.
@@ -85,7 +85,13 @@ func runQmail(fs *flagSet, args []string, e env, std stdio, h handler) (code int
 	}
 
 	// A write to a closed pipe must be an error to handle (EPIPE), not a silent death.
-	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
+	// Ignoring SIGPIPE is cheapest (no signal goroutine), but the ignore would pass to
+	// qmail-queue through exec: where it runs, SIGPIPE is caught instead.
+	if spawns {
+		signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
+	} else {
+		signal.Ignore(syscall.SIGPIPE)
+	}
 
 	var child atomic.Pointer[qmail.Queue]
 	var done atomic.Bool
