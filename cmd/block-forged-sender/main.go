@@ -44,7 +44,7 @@ Run "block-forged-sender COMMAND --help" for a command's flags.
 const queueName = "block-forged-sender-queue"
 
 func main() {
-	os.Exit(run(os.Args, envLookup(os.LookupEnv), stdio{os.Stdin, os.Stdout, os.Stderr, os.Stderr}))
+	os.Exit(run(os.Args, os.LookupEnv, stdio{os.Stdin, os.Stdout, os.Stderr, os.Stderr}))
 }
 
 // stdio holds the program's standard descriptors, so tests can run it in-process.
@@ -56,8 +56,6 @@ type stdio struct {
 
 // env looks up an environment variable; ok reports whether it is set (even empty).
 type env func(name string) (value string, ok bool)
-
-func envLookup(f func(string) (string, bool)) env { return f }
 
 func (e env) get(name string) string { v, _ := e(name); return v }
 
