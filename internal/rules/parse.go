@@ -189,7 +189,16 @@ func scopeKind(s string) string {
 // scanToken returns the end of the token starting at s[i]: the first blank outside a
 // quoted string. It checks the token's text; what names the token in messages.
 func scanToken(s string, i int, what string) (end int, msg string) {
-	quoted := false
+	j, quoted := tokenEnd(s, i, isBlank)
+	if quoted {
+		return j, "unterminated quoted string in " + what
+	}
+	return j, checkText(s[i:j], what, false)
+}
+
+// tokenEnd returns the end of the token starting at s[i]: the first separator outside a
+// quoted string (where a backslash quotes the next byte); quoted reports a quote left open.
+func tokenEnd(s string, i int, sep func(byte) bool) (end int, quoted bool) {
 	j := i
 	for ; j < len(s); j++ {
 		c := s[j]
@@ -203,15 +212,15 @@ func scanToken(s string, i int, what string) (end int, msg string) {
 		}
 		if c == '"' {
 			quoted = true
-		} else if isBlank(c) {
+		} else if sep(c) {
 			break
 		}
 	}
-	if quoted {
-		return j, "unterminated quoted string in " + what
-	}
-	return j, checkText(s[i:j], what, false)
+	return j, quoted
 }
+
+// isPatternSep separates the patterns of a BFS_ALLOW list.
+func isPatternSep(c byte) bool { return isBlank(c) || c == ',' || c == '\n' || c == '\r' }
 
 // checkText refuses invalid UTF-8 and control characters, and in a token, Unicode white
 // space other than the space a quoted local part may hold (it would only make an entry
@@ -338,27 +347,11 @@ func ParsePatterns(s string) ([]string, error) {
 	var out []string
 	for i := 0; i < len(s); {
 		c := s[i]
-		if isBlank(c) || c == ',' || c == '\n' || c == '\r' {
+		if isPatternSep(c) {
 			i++
 			continue
 		}
-		j, quoted := i, false
-		for ; j < len(s); j++ {
-			c := s[j]
-			if quoted {
-				if c == '\\' && j+1 < len(s) {
-					j++
-				} else if c == '"' {
-					quoted = false
-				}
-				continue
-			}
-			if c == '"' {
-				quoted = true
-			} else if isBlank(c) || c == ',' || c == '\n' || c == '\r' {
-				break
-			}
-		}
+		j, quoted := tokenEnd(s, i, isPatternSep)
 		tok := s[i:j]
 		if quoted {
 			return nil, fmt.Errorf("rules: pattern %q: unterminated quoted string", tok)
