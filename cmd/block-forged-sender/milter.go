@@ -99,12 +99,9 @@ func runMilter(args []string, e env, std stdio) int {
 		lg.Warn("", "milter", fmt.Sprintf(format, v...))
 	}
 
-	d, err := newMilterDecider(c)
+	d, err := newMilterDecider(c, lg)
 	if err != nil {
 		return fail("%v", err)
-	}
-	if d.warning != "" {
-		lg.Info("", "warning", d.warning)
 	}
 	ln, err := milter.Listen(mf.listen)
 	if err != nil {
@@ -139,11 +136,7 @@ func runMilter(args []string, e env, std stdio) int {
 		defer close(stopped)
 		for sig := range sigs {
 			if sig == syscall.SIGHUP {
-				if err := d.reload(true); err != nil {
-					lg.Info("", "event", "reload", "error", err.Error())
-				} else {
-					lg.Info("", "event", "reload", "rules", d.source())
-				}
+				d.reload(true) // logs its outcome
 				continue
 			}
 			lg.Info("", "event", "shutdown", "signal", sig.String())
@@ -215,17 +208,18 @@ func logMilterEntry(lg *slog.Logger, c *config, en milter.Entry) {
 // reloads when the files change. Decide runs on many goroutines at once.
 type milterDecider struct {
 	cfg *config
+	lg  *slog.Logger
 
 	mu      sync.RWMutex // held for reading while a verdict uses set
 	set     *rules.Set
 	info    rules.LoadInfo
 	stamp   string    // the files' identities when set was loaded
+	failed  string    // the files' identities when a reload last failed: not retried
 	checked time.Time // when stamp was last compared
-	warning string
 }
 
-func newMilterDecider(c *config) (*milterDecider, error) {
-	d := &milterDecider{cfg: c}
+func newMilterDecider(c *config, lg *slog.Logger) (*milterDecider, error) {
+	d := &milterDecider{cfg: c, lg: lg}
 	if err := d.reload(true); err != nil {
 		return nil, err
 	}
@@ -251,44 +245,56 @@ func (d *milterDecider) filesStamp() string {
 	return b.String()
 }
 
-// reload loads the rules again, when forced or when the files changed. On failure the
-// list in use stays: a list is swapped in only once it is fully loaded.
+// reload loads the rules again, when forced or when the files changed, and logs the
+// outcome. On failure the list in use stays (a list is swapped in only once it is fully
+// loaded), and the same files are not tried again until they change or SIGHUP comes.
 func (d *milterDecider) reload(force bool) error {
 	stamp := d.filesStamp()
 	d.mu.RLock()
-	same := d.set != nil && stamp == d.stamp
+	skip := d.set != nil && (stamp == d.stamp || stamp == d.failed)
 	d.mu.RUnlock()
-	if same && !force {
+	if skip && !force {
 		return nil
 	}
 	set, info, err := rules.Load(d.cfg.rules)
 	if err != nil {
+		d.mu.Lock()
+		d.failed = stamp
+		d.mu.Unlock()
+		d.lg.Info("", "event", "reload", "error", err.Error(), "rules", d.source())
 		return err
 	}
 	d.mu.Lock()
 	old := d.set
-	d.set, d.info, d.stamp, d.warning = set, info, d.filesStamp(), loadWarning(info)
+	d.set, d.info, d.stamp, d.failed = set, info, d.filesStamp(), ""
 	d.mu.Unlock()
 	if old != nil {
 		old.Close() // no verdict holds it: they hold mu for reading
+		attrs := []any{"event", "reload", "rules", describeLoad(info)}
+		if w := loadWarning(info); w != "" {
+			attrs = append(attrs, "warning", w)
+		}
+		d.lg.Info("", attrs...)
+	} else if w := loadWarning(info); w != "" {
+		d.lg.Info("", "warning", w)
 	}
 	return nil
 }
 
 // maybeReload compares the files at most once a second.
-func (d *milterDecider) maybeReload() error {
-	d.mu.RLock()
-	due := time.Since(d.checked) >= time.Second
-	d.mu.RUnlock()
-	if !due {
-		return nil
-	}
+func (d *milterDecider) maybeReload() {
 	d.mu.Lock()
-	d.checked = time.Now()
+	due := time.Since(d.checked) >= time.Second
+	if due {
+		d.checked = time.Now()
+	}
 	d.mu.Unlock()
-	return d.reload(false)
+	if due {
+		d.reload(false) // on failure the list in use stays; reload logged why
+	}
 }
 
+// source says where the list in use came from.
 func (d *milterDecider) source() string {
 	d.mu.RLock()
 	defer d.mu.RUnlock()
@@ -306,12 +312,7 @@ func (d *milterDecider) close() {
 
 // Decide is the policy's verdict on what the milter knows of a message.
 func (d *milterDecider) Decide(in *milter.Input) (milter.Result, error) {
-	if err := d.maybeReload(); err != nil {
-		// The old list stays in use; the admin sees the error in the log.
-		d.mu.Lock()
-		d.warning = "reloading the rules: " + err.Error()
-		d.mu.Unlock()
-	}
+	d.maybeReload()
 	c := d.cfg
 	pin := policy.Input{
 		Allow:       c.allow,

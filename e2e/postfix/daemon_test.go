@@ -171,6 +171,12 @@ func TestReload(t *testing.T) {
 	writeRules(t, d, testRules+"@northwind-traders.example\tpartner banned now\n!\n")
 	time.Sleep(1100 * time.Millisecond)
 	expect(partner, "550 5.7.1 partner banned now", 23)
+	time.Sleep(1100 * time.Millisecond)
+	expect(partner, "550 5.7.1 partner banned now", 23)
+	// The failure is logged, once: the same broken files are not parsed again every second.
+	if n := strings.Count(d.logText(t), "event=reload error="); n != 1 {
+		t.Errorf("the broken edit was logged %d times, want once:\n%s", n, d.logText(t))
+	}
 
 	// SIGHUP: the new reason is in use as soon as the daemon logs the reload, with no wait
 	// for the once-a-second check.
