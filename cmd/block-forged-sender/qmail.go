@@ -262,6 +262,7 @@ func queueStream(q *qmail.Queue, in, envFile *os.File, rec *record, c *config,
 			if code, werr := q.Wait(); werr == nil && code != qmail.ExitOK {
 				return qmailQueueExit(code, rec)
 			}
+			return 0, err
 		}
 		q.Abort()
 		return 0, err

@@ -6,31 +6,25 @@ import (
 	"syscall"
 )
 
-// openFile returns fd as an *os.File when it is open, and nil otherwise. Descriptors
-// qmail did not set up may be closed or hold anything, so callers check the kind.
-func openFile(fd int, name string) (*os.File, syscall.Stat_t) {
-	var st syscall.Stat_t
-	if err := syscall.Fstat(fd, &st); err != nil {
-		return nil, st
-	}
-	return os.NewFile(uintptr(fd), name), st
+// fdStat returns the status of fd, and ok false when it is closed. Descriptors qmail did
+// not set up may be closed or hold anything, so callers check the kind before they wrap fd
+// in an *os.File (whose finalizer would close a descriptor that is not ours).
+func fdStat(fd int) (st syscall.Stat_t, ok bool) {
+	return st, syscall.Fstat(fd, &st) == nil
 }
 
 // EnvelopeFD3 returns fd 3 when it is open for reading, as qmail-qfilter leaves it: the
 // envelope in qmail-queue form. It returns nil when fd 3 is closed.
 func EnvelopeFD3() *os.File {
-	f, st := openFile(3, "envelope")
-	if f == nil {
-		return nil
-	}
-	if st.Mode&syscall.S_IFMT == syscall.S_IFDIR {
+	st, ok := fdStat(3)
+	if !ok || st.Mode&syscall.S_IFMT == syscall.S_IFDIR {
 		return nil
 	}
 	fl, err := fcntlGetfl(3)
 	if err != nil || fl&syscall.O_ACCMODE == syscall.O_WRONLY {
 		return nil
 	}
-	return f
+	return os.NewFile(3, "envelope")
 }
 
 // CustomErrorPipe returns fd 6 when it is open as a writable pipe, which is how a qmail
@@ -38,18 +32,15 @@ func EnvelopeFD3() *os.File {
 // the queue program; nil otherwise. On an unpatched qmail exit 82 would be a temporary
 // failure, so callers fall back to [ExitRejected].
 func CustomErrorPipe() *os.File {
-	f, st := openFile(6, "custom-error")
-	if f == nil {
-		return nil
-	}
-	if st.Mode&syscall.S_IFMT != syscall.S_IFIFO {
+	st, ok := fdStat(6)
+	if !ok || st.Mode&syscall.S_IFMT != syscall.S_IFIFO {
 		return nil
 	}
 	fl, err := fcntlGetfl(6)
 	if err != nil || fl&syscall.O_ACCMODE == syscall.O_RDONLY {
 		return nil
 	}
-	return f
+	return os.NewFile(6, "custom-error")
 }
 
 func fcntlGetfl(fd int) (int, error) {
