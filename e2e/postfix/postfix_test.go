@@ -38,8 +38,8 @@ const (
 )
 
 // requireTools skips the test unless it can run, and fails it when BFS_REQUIRE_TOOLS=1 and
-// something it needs is missing.
-func requireTools(t *testing.T) {
+// something it needs is missing: Postfix, swaks, root, and the programs named in more.
+func requireTools(t *testing.T, more ...string) {
 	t.Helper()
 	strict := os.Getenv("BFS_REQUIRE_TOOLS") == "1"
 	if os.Getenv("BFS_E2E_POSTFIX") == "0" {
@@ -49,7 +49,7 @@ func requireTools(t *testing.T) {
 		t.Skip("BFS_E2E_POSTFIX=0: the Postfix end-to-end tests are switched off")
 	}
 	var missing []string
-	for _, tool := range []string{"postfix", "postconf", "swaks", "go"} {
+	for _, tool := range append([]string{"postfix", "postconf", "swaks", "go"}, more...) {
 		if _, err := exec.LookPath(tool); err != nil {
 			missing = append(missing, tool)
 		}
@@ -96,6 +96,9 @@ type options struct {
 	milter        string // smtpd_milters value; "" for none
 	defaultAction string // milter_default_action; "" keeps Postfix's default (tempfail)
 	extra         string // more main.cf lines
+	// saslConf is Cyrus SASL's smtpd.conf, written where Debian's Postfix reads it:
+	// $config_directory/sasl (it ignores cyrus_sasl_config_path); "" for none.
+	saslConf string
 }
 
 // freePort returns a loopback TCP port nobody listens on right now.
@@ -196,6 +199,10 @@ func startPostfix(t *testing.T, opt options) *instance {
 	must(t, os.WriteFile(filepath.Join(in.conf, "main.cf"), fmt.Appendf(nil, mainCF, dir, uid, gid, opt.milter, opt.defaultAction, opt.extra), 0o644))
 	must(t, os.WriteFile(filepath.Join(in.conf, "master.cf"), fmt.Appendf(nil, masterCF, in.port), 0o644))
 	must(t, os.WriteFile(filepath.Join(in.conf, "vmailbox"), []byte(recipient+" frontoffice/\n"), 0o644))
+	if opt.saslConf != "" {
+		must(t, os.Mkdir(filepath.Join(in.conf, "sasl"), 0o755))
+		must(t, os.WriteFile(filepath.Join(in.conf, "sasl", "smtpd.conf"), []byte(opt.saslConf), 0o644))
+	}
 
 	t.Cleanup(func() {
 		in.stop(t)
@@ -297,6 +304,11 @@ type send struct {
 	from   string // envelope sender; "<>" or "" for the null sender
 	msg    []byte // the message as a file holds it (LF or CRLF line ends)
 	client string // local address to send from (127.0.0.1 when ""); see corpus_test.go
+	// auth logs in with SMTP AUTH PLAIN as saslUser (auth_test.go), with password, or
+	// saslPassword when password is ""; a failed login ends the session unless authOptional.
+	auth         bool
+	password     string
+	authOptional bool
 }
 
 // swaks sends one message and returns its transcript and exit status. The message goes
@@ -317,9 +329,20 @@ func (in *instance) swaks(t *testing.T, s send) (string, int) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "swaks", "--server", in.addr(), "--local-interface", client,
+	args := []string{"--server", in.addr(), "--local-interface", client,
 		"--helo", "client.lure-mailer.example", "--from", from, "--to", recipient,
-		"--no-data-fixup", "--data", "@"+f, "--timeout", "60", "--suppress-data")
+		"--no-data-fixup", "--data", "@" + f, "--timeout", "60", "--suppress-data"}
+	if s.auth {
+		password := s.password
+		if password == "" {
+			password = saslPassword
+		}
+		args = append(args, "--auth", "PLAIN", "--auth-user", saslUser, "--auth-password", password)
+		if s.authOptional {
+			args = append(args, "--auth-optional")
+		}
+	}
+	cmd := exec.CommandContext(ctx, "swaks", args...)
 	out, err := cmd.CombinedOutput()
 	var ee *exec.ExitError
 	if err != nil && !errors.As(err, &ee) {
@@ -359,7 +382,7 @@ func queuedID(transcript string) string {
 func (in *instance) deliveredByID(t *testing.T, id string) []byte {
 	t.Helper()
 	dir := filepath.Join(in.dir, "mail", "frontoffice", "new")
-	want := []byte("with ESMTP id " + id + "\n")
+	want := []byte(" id " + id + "\n") // "with ESMTP id", or ESMTPA after AUTH
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		ents, _ := os.ReadDir(dir)
 		for _, e := range ents {
