@@ -130,7 +130,7 @@ func refusal(transcript string) string {
 	return last
 }
 
-// wantBody is the body Postfix delivers for a message sent with smtpData: what follows
+// wantBody is the body Postfix delivers (and Sendmail queues) for a message sent with smtpData: what follows
 // the first empty line (or, with start, from the first line beginning with start on), with
 // LF line ends (CRLF and a missing final line end normalized) and every bare CR a space:
 // Postfix turns bare CRs into spaces (legit-body-binary and legit-body-utf16 hold some).

@@ -1,5 +1,6 @@
 // Package e2e runs the block-forged-sender milter daemon behind a real, private Postfix
-// instance and talks SMTP to it with swaks.
+// instance, and behind a real, private Sendmail (sendmail_test.go), and talks SMTP to them
+// with swaks.
 //
 // The tests run by default where they can: as root (Postfix's master must start as root)
 // with Debian's postfix and swaks installed; elsewhere they skip. With BFS_REQUIRE_TOOLS=1
@@ -317,6 +318,12 @@ type send struct {
 // swaks's own DATA rewriting (header rebuilding, mbox From_ stripping) is off.
 func (in *instance) swaks(t *testing.T, s send) (string, int) {
 	t.Helper()
+	return swaks(t, in.addr(), s)
+}
+
+// swaks sends s to the SMTP server at addr; see [instance.swaks].
+func swaks(t *testing.T, addr string, s send) (string, int) {
+	t.Helper()
 	f := filepath.Join(t.TempDir(), "data")
 	must(t, os.WriteFile(f, smtpData(s.msg), 0o644))
 	from := s.from
@@ -329,7 +336,7 @@ func (in *instance) swaks(t *testing.T, s send) (string, int) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
-	args := []string{"--server", in.addr(), "--local-interface", client,
+	args := []string{"--server", addr, "--local-interface", client,
 		"--helo", "client.lure-mailer.example", "--from", from, "--to", recipient,
 		"--no-data-fixup", "--data", "@" + f, "--timeout", "60", "--suppress-data"}
 	if s.auth {
