@@ -117,6 +117,20 @@ func TestHelpAndVersion(t *testing.T) {
 	if res := (proc{args: []string{"queue", "--help"}}).run(t); !strings.Contains(string(res.stdout), "--qmail-queue, BFS_QMAILQUEUE") {
 		t.Errorf("queue --help lacks --qmail-queue")
 	}
+	// The milter serves every client: a daemon-wide "trust this client" would pass all mail.
+	res = proc{args: []string{"milter", "--help"}}.run(t)
+	if out := string(res.stdout); res.code != 0 || !strings.Contains(out, "--trusted-networks, BFS_TRUSTEDNETWORKS") ||
+		strings.Contains(out, "--trusted, ") || strings.Contains(out, "--ignore-relayclient") {
+		t.Errorf("milter --help: exit %d, want --trusted-networks and neither --trusted nor --ignore-relayclient:\n%s", res.code, out)
+	}
+	if res := (proc{args: []string{"milter", "--trusted", "--listen", "unix:x"}}).run(t); res.code != 111 ||
+		!strings.HasSuffix(string(res.stderr), "block-forged-sender milter: flag provided but not defined: -trusted\n") {
+		t.Errorf("milter --trusted: exit %d, stderr %q, want 111 and no such flag", res.code, res.stderr)
+	}
+	// compile has no flags: its help ends with its text.
+	if res := (proc{args: []string{"compile", "--help"}}).run(t); strings.Contains(string(res.stdout), "flags (and") {
+		t.Errorf("compile --help announces flags it does not have:\n%s", res.stdout)
+	}
 	if res := (proc{args: []string{"version"}}).run(t); res.code != 0 || !strings.HasPrefix(string(res.stdout), "block-forged-sender ") {
 		t.Errorf("version: exit %d, %q", res.code, res.stdout)
 	}

@@ -29,6 +29,7 @@ the rules or the message could not be read.
 func runCheck(args []string, e env, std stdio) int {
 	fs := newFlagSet("check", checkHelp, std.err)
 	fs.policyFlags()
+	fs.clientTrustFlags()
 	c := fs.cfg
 	fs.StringVar(&c.sender, "sender", "", "the envelope sender `ADDR` (empty or <> for the null sender)")
 	fs.Func("rcpt", "a recipient `ADDR`, for rcpt= exceptions (repeatable)", func(s string) error {

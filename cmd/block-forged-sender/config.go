@@ -63,6 +63,11 @@ func newFlagSet(name, help string, out io.Writer) *flagSet {
 	fs.SetOutput(out)
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), help)
+		n := 0
+		fs.VisitAll(func(*flag.Flag) { n++ })
+		if n == 0 {
+			return // compile: no flags
+		}
 		fmt.Fprintln(fs.Output(), "\nflags (and their environment variables):")
 		fs.VisitAll(func(f *flag.Flag) {
 			def := ""
@@ -97,6 +102,14 @@ func (fs *flagSet) policyFlags() {
 		return nil
 	})
 	fs.StringVar(&c.defaultHost, "default-host", "", "`HOST` that qualifies an unqualified address (default: qmail's control/envnoathost, then control/me)")
+}
+
+// clientTrustFlags registers the per-client trust settings of filter, queue and check: qmail
+// runs one process per SMTP session, so its environment describes one client. The milter
+// daemon serves every client and has no such settings (it trusts {auth_authen} and
+// --trusted-networks).
+func (fs *flagSet) clientTrustFlags() {
+	c := fs.cfg
 	fs.BoolVar(&c.ignoreRelayClient, "ignore-relayclient", false, "do not trust RELAYCLIENT (for front ends such as spamdyke that set it for every client)")
 	fs.BoolVar(&c.trusted, "trusted", false, "trust this client: pass its mail unchecked (set BFS_TRUSTED in tcp.smtp for chosen clients)")
 }

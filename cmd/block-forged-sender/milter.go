@@ -32,6 +32,9 @@ rules, header scanner and policy as the qmail modes. The envelope sender is judg
 FROM, the header sender addresses at the end of the header: a match is refused with
 "550 5.7.1 <reason>", an internal fault with a temporary "451 4.7.1" (or accepted, with
 --fail-open). Authenticated sessions ({auth_authen}) and --trusted-networks pass unchecked.
+One daemon serves every client: --allow holds for all of them, and the per-client settings
+of the qmail modes (RELAYCLIENT, BFS_TRUSTED) have no meaning here; use rules exceptions
+with client= and rcpt= scopes instead.
 
 The rules are reloaded when the text or its CDB changes (checked at most once a second)
 and on SIGHUP; a list that fails to load leaves the old one in use. SIGTERM and SIGINT stop

@@ -42,6 +42,7 @@ filter. Settings come from the environment (BFS_RULES, BFS_QMAILQUEUE, ...).
 func runFilter(args []string, e env, std stdio) int {
 	fs := newFlagSet("filter", filterHelp, std.err)
 	fs.policyFlags()
+	fs.clientTrustFlags()
 	fs.qmailFlags()
 	return runQmail(fs, args, e, std, filterMessage, false)
 }
@@ -50,6 +51,7 @@ func runFilter(args []string, e env, std stdio) int {
 func runQueue(args []string, e env, std stdio) int {
 	fs := newFlagSet("queue", queueHelp, std.err)
 	fs.policyFlags()
+	fs.clientTrustFlags()
 	fs.qmailFlags()
 	fs.StringVar(&fs.cfg.qmailQueue, "qmail-queue", defaultQmailQueue, "the real qmail-queue `program` (QMAILQUEUE is never read for it: it names this program)")
 	return runQmail(fs, args, e, std, queueMessage, true)
