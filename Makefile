@@ -6,9 +6,11 @@ CORPUS  ?= ../shared/corpus
 # "context deadline exceeded" when a duration -fuzztime ends mid-run (go.dev/issue/75804,
 # fixed in Go 1.27); an execution count has no deadline to race.
 FUZZTIME ?= 500000x
+PREFIX  ?= /usr/local
+DESTDIR ?=
 export CGO_ENABLED ?= 0
 
-.PHONY: build demo test e2e check-format fuzz bench clean
+.PHONY: build demo test e2e check-format fuzz bench install clean
 
 build:
 	$(GO) build -trimpath -o $(BIN) ./cmd/block-forged-sender
@@ -49,6 +51,13 @@ fuzz:
 
 bench: build
 	bench/run
+
+# The program, the block-forged-sender-queue link (for QMAILQUEUE) and the manual page.
+install: build
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man8
+	install -m 755 $(BIN) $(DESTDIR)$(PREFIX)/bin/block-forged-sender
+	ln -sf block-forged-sender $(DESTDIR)$(PREFIX)/bin/block-forged-sender-queue
+	install -m 644 docs/block-forged-sender.8 $(DESTDIR)$(PREFIX)/share/man/man8/
 
 clean:
 	rm -rf bin
