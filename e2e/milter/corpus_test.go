@@ -157,18 +157,35 @@ func wantBody(msg []byte, start string) []byte {
 	return bytes.ReplaceAll(out, []byte("\r"), []byte(" "))
 }
 
-// TestCorpus sends every case of ../shared/corpus through Postfix and the daemon: forged
-// ones are refused with 550 5.7.1 and the rule's reason (at MAIL FROM when the envelope
-// decides, else at the end of DATA), legitimate ones are delivered with their bodies intact.
-// "relayclient yes" cases are sent from 127.0.0.2, which --trusted-networks trusts (the
-// milter's counterpart of qmail's RELAYCLIENT); all others from 127.0.0.1.
-func TestCorpus(t *testing.T) {
-	requireTools(t)
-	dir := corpusDir(t)
-	rules, err := os.ReadFile(filepath.Join(dir, "badsenders"))
-	must(t, err)
-	d := startDaemon(t, string(rules), "--trusted-networks", "127.0.0.2/32")
-	pf := startPostfix(t, options{milter: d.spec, extra: corpusMainCF})
+// mtaChange is what an MTA itself does to one corpus case, before or instead of the milter.
+type mtaChange struct {
+	out       outcome
+	bodyStart string // the body starts at this line (the MTA ended the header before it); "" normal
+	note      string
+}
+
+// corpusMTA is what runCorpus needs of one MTA.
+type corpusMTA struct {
+	send    func(t *testing.T, s send) (transcript string, code int)
+	changed map[string]mtaChange
+	// mailFromRefusal is the reply line of a refusal at MAIL FROM.
+	mailFromRefusal func(sender, reason string) string
+	// stored finds the accepted message: its queue id, its body as stored (LF line ends)
+	// and the whole message as a mail reader gets it.
+	stored func(t *testing.T, transcript string) (id string, body, msg []byte)
+	// idAtMailFrom: the MTA has its queue id at MAIL FROM (Sendmail), so the daemon logs
+	// it for a session trusted there; Postfix has none yet.
+	idAtMailFrom bool
+}
+
+// runCorpus sends every case of ../shared/corpus through an MTA and the daemon d, which
+// holds the corpus rules and trusts 127.0.0.2: forged cases are refused with 550 5.7.1 and
+// the rule's reason (at MAIL FROM when the envelope decides, else at the end of DATA),
+// legitimate ones are accepted with their bodies intact, unless mta.changed says the MTA
+// does otherwise itself. "relayclient yes" cases are sent from 127.0.0.2 (the milter's
+// counterpart of qmail's RELAYCLIENT); all others from 127.0.0.1. Every accepted message,
+// as stored, is checked with the same rules: no reader sees a blocked sender address.
+func runCorpus(t *testing.T, dir string, d *daemon, mta corpusMTA) {
 	bigDir := t.TempDir()
 	rejected := 0 // cases refused with our 550
 	for _, c := range readCases(t, dir) {
@@ -178,15 +195,15 @@ func TestCorpus(t *testing.T) {
 			if c.relay {
 				s.client = "127.0.0.2"
 			}
-			transcript, code := pf.swaks(t, s)
+			transcript, code := mta.send(t, s)
 			got := outcome{refusal(transcript), code}
-			changed, special := postfixChanged[c.name]
+			changed, special := mta.changed[c.name]
 			want := changed.out
 			if !special {
 				switch {
 				case !c.forged:
 				case envelopeForged[c.name]:
-					want = outcome{"550 5.7.1 " + reason(c.name), 23}
+					want = outcome{mta.mailFromRefusal(c.sender, reason(c.name)), 23}
 				default:
 					want = outcome{"550 5.7.1 " + reason(c.name), 26}
 				}
@@ -200,15 +217,17 @@ func TestCorpus(t *testing.T) {
 			if got.code != 0 {
 				return
 			}
-			id := queuedID(transcript)
-			delivered := pf.deliveredByID(t, id)
-			wb := wantBody(msg, changed.bodyStart)
-			if gb := body(delivered); !bytes.Equal(gb, wb) {
-				t.Errorf("delivered body differs: %d bytes, want %d\n got %q\nwant %q", len(gb), len(wb), head(gb), head(wb))
+			id, gb, stored := mta.stored(t, transcript)
+			if wb := wantBody(msg, changed.bodyStart); !bytes.Equal(gb, wb) {
+				t.Errorf("stored body differs: %d bytes, want %d\n got %q\nwant %q", len(gb), len(wb), head(gb), head(wb))
 			}
 			if c.relay {
-				// Trusted at MAIL FROM, before Postfix has a queue id: the line has none.
-				want := "block-forged-sender: queue=\"\" verdict=pass stage=mail trusted=network sender=" + c.sender + " client=127.0.0.2 duration="
+				// Trusted at MAIL FROM, with the queue id if the MTA has one there.
+				q := `""`
+				if mta.idAtMailFrom {
+					q = id
+				}
+				want := "block-forged-sender: queue=" + q + " verdict=pass stage=mail trusted=network sender=" + c.sender + " client=127.0.0.2 duration="
 				if !strings.Contains(d.logText(t), want) {
 					t.Errorf("daemon log has no line %q", want)
 				}
@@ -218,13 +237,35 @@ func TestCorpus(t *testing.T) {
 			if !strings.HasPrefix(line, "block-forged-sender: queue="+id+" verdict=pass stage=header sender=") {
 				t.Errorf("daemon log line for %s: %q, want a pass at end of header", id, line)
 			}
-			checkDelivered(t, d, delivered)
+			checkDelivered(t, d, stored)
 		})
 	}
 	// The daemon logged one reject line for each of our refusals, and no other.
 	if n := strings.Count(d.logText(t), " verdict=reject "); n != rejected || rejected == 0 {
 		t.Errorf("daemon logged %d rejections, the SMTP client saw %d", n, rejected)
 	}
+}
+
+// TestCorpus runs the shared corpus through Postfix (see runCorpus and postfixChanged).
+func TestCorpus(t *testing.T) {
+	requireTools(t)
+	dir := corpusDir(t)
+	rules, err := os.ReadFile(filepath.Join(dir, "badsenders"))
+	must(t, err)
+	d := startDaemon(t, string(rules), "--trusted-networks", "127.0.0.2/32")
+	pf := startPostfix(t, options{milter: d.spec, extra: corpusMainCF})
+	runCorpus(t, dir, d, corpusMTA{
+		send:    pf.swaks,
+		changed: postfixChanged,
+		mailFromRefusal: func(_, reason string) string {
+			return "550 5.7.1 " + reason
+		},
+		stored: func(t *testing.T, transcript string) (string, []byte, []byte) {
+			id := queuedID(transcript)
+			delivered := pf.deliveredByID(t, id)
+			return id, body(delivered), delivered
+		},
+	})
 }
 
 func head(b []byte) []byte {
@@ -251,11 +292,7 @@ const corpusMainCF = `message_size_limit = 50000000`
 // message_size_limit). A case whose forged address Postfix drops or moves into the body is
 // delivered: the test then checks that the delivered message, read by the filter with the
 // same rules, shows no blocked sender address (no mail reader would show one either).
-var postfixChanged = map[string]struct {
-	out       outcome
-	bodyStart string // the body starts at this line (Postfix ended the header before it); "" normal
-	note      string
-}{
+var postfixChanged = map[string]mtaChange{
 	"forged-multi-indented-first-line": {outcome{}, "\t  From: \"Treasury\"", "an indented first line is no header field to Postfix: it ends the header there (its own Received, Message-Id, Date and From: <envelope sender> go above an empty line it inserts), so the whole message, our From included, is body"},
 	"forged-name-folded-before-colon":  {outcome{}, "From\n", "\"From\" without a colon is no header field: Postfix ends the header and inserts an empty line before it, so the folded From and its address are body"},
 	"forged-bnd-gt-from-line":          {outcome{}, ">From ", "the >From line is no header field: Postfix ends the header there, inserting an empty line, so our From after it is body"},
