@@ -66,6 +66,8 @@ const sendmailMC = "divert(-1)\n" +
 	"define(`confDONT_PROBE_INTERFACES', `True')dnl\n" +
 	"define(`confDONT_BLAME_SENDMAIL', `TrustStickyBit')dnl\n" + // the temporary directory is below /tmp
 	"define(`confDELIVERY_MODE', `queueonly')dnl\n" +
+	"define(`confREFUSE_LA', `1000')dnl\n" + // CI's load (go test -race) must not refuse connections
+	"define(`confQUEUE_LA', `1000')dnl\n" +
 	"FEATURE(`accept_unresolvable_domains')dnl\n" + // no DNS here
 	"RELAY_DOMAIN(`acme-corp.example')dnl\n" + // mail for it is accepted from any client
 	"DAEMON_OPTIONS(`Port=%[3]d, Addr=127.0.0.1, Name=MTA')dnl\n" +
