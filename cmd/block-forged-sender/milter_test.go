@@ -264,6 +264,18 @@ func TestMilterDaemon(t *testing.T) {
 		want: milterReply{"eoh", 550, "550 5.7.1 forged sender: customer.example used from outside"},
 		log:  `queue=QB verdict=reject stage=header reason="forged sender: customer.example used from outside" rule=RULES:2 matched=envelope:billing@customer.example`,
 	}, {
+		// Postfix and Sendmail never pass a value holding an empty line; were one to, the
+		// fields after it must still be checked.
+		name: "an empty line inside a field value does not end the header",
+		msg:  milterMsg{client: "192.0.2.7", queueID: "QE", sender: "bounce@lure-mailer.example", rcpts: rcpt, fields: [][2]string{{"Subject", " a\n\n"}, {"From", " CEO <ceo@acme-corp.example>"}}},
+		want: milterReply{"eoh", 550, "550 5.7.1 forged sender: acme-corp.example used from outside"},
+		log:  `queue=QE verdict=reject stage=header reason="forged sender: acme-corp.example used from outside" rule=RULES:1 matched=From:ceo@acme-corp.example`,
+	}, {
+		name: "a From after an empty line inside a value is read as a field",
+		msg:  milterMsg{client: "192.0.2.7", queueID: "QF", sender: "bounce@lure-mailer.example", rcpts: rcpt, fields: [][2]string{{"Subject", " a\n\r\nFrom: ceo@acme-corp.example"}, {"From", " Mallory <mallory@lure-mailer.example>"}}},
+		want: milterReply{"eoh", 550, "550 5.7.1 forged sender: acme-corp.example used from outside"},
+		log:  `queue=QF verdict=reject stage=header reason="forged sender: acme-corp.example used from outside" rule=RULES:1 matched=From:ceo@acme-corp.example`,
+	}, {
 		name: "header over --max-field: 451",
 		args: []string{"--max-field", "128"},
 		msg:  milterMsg{client: "192.0.2.7", queueID: "QC", sender: "sales@northwind-traders.example", rcpts: rcpt, fields: big},

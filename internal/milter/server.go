@@ -253,6 +253,7 @@ func (m *session) Header(name, value string, mod lib.Modifier) (*lib.Response, e
 	if !m.active || m.overflow {
 		return lib.RespContinue, nil
 	}
+	value = noEmptyLines(value)
 	n := len(name) + 1 + len(value) + 2
 	if !m.leadSpace {
 		n++
@@ -412,4 +413,50 @@ func oneLine(s string) string {
 		b.WriteRune(r)
 	}
 	return b.String()
+}
+
+// noEmptyLines returns a field value as the MTA delimited it, but unable to end the
+// rebuilt header early: line breaks at its end are dropped (the field's own CRLF follows)
+// and a run of line breaks inside it (an empty line, which would end the header for
+// header.Scan and leave the fields after it unchecked) becomes one LF. The text after such
+// a break is still read as header lines, a field among them included. Postfix and Sendmail
+// never pass such values; a milter must not depend on it.
+func noEmptyLines(v string) string {
+	if !strings.ContainsAny(v, "\r\n") {
+		return v
+	}
+	v = strings.TrimRight(v, "\r\n")
+	var b []byte
+	for i := 0; i < len(v); {
+		j := i
+		breaks := 0
+		for j < len(v) && (v[j] == '\r' || v[j] == '\n') {
+			if v[j] == '\r' && j+1 < len(v) && v[j+1] == '\n' {
+				j++ // CRLF is one break
+			}
+			j++
+			breaks++
+		}
+		switch {
+		case j == i:
+			j++
+			if b != nil {
+				b = append(b, v[i])
+			}
+		case breaks > 1:
+			if b == nil {
+				b = append(make([]byte, 0, len(v)), v[:i]...)
+			}
+			b = append(b, '\n')
+		default:
+			if b != nil {
+				b = append(b, v[i:j]...)
+			}
+		}
+		i = j
+	}
+	if b == nil {
+		return v
+	}
+	return string(b)
 }
