@@ -276,6 +276,11 @@ func TestMilterDaemon(t *testing.T) {
 		want: milterReply{"eoh", 550, "550 5.7.1 forged sender: acme-corp.example used from outside"},
 		log:  `queue=QF verdict=reject stage=header reason="forged sender: acme-corp.example used from outside" rule=RULES:1 matched=From:ceo@acme-corp.example`,
 	}, {
+		name: "nor does an empty line in a field name",
+		msg:  milterMsg{client: "192.0.2.7", queueID: "QG", sender: "bounce@lure-mailer.example", rcpts: rcpt, fields: [][2]string{{"\n", " a"}, {"X\r\n\r\nY", " b"}, {"From", " CEO <ceo@acme-corp.example>"}}},
+		want: milterReply{"eoh", 550, "550 5.7.1 forged sender: acme-corp.example used from outside"},
+		log:  `queue=QG verdict=reject stage=header reason="forged sender: acme-corp.example used from outside" rule=RULES:1 matched=From:ceo@acme-corp.example`,
+	}, {
 		name: "header over --max-field: 451",
 		args: []string{"--max-field", "128"},
 		msg:  milterMsg{client: "192.0.2.7", queueID: "QC", sender: "sales@northwind-traders.example", rcpts: rcpt, fields: big},

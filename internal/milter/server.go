@@ -253,6 +253,9 @@ func (m *session) Header(name, value string, mod lib.Modifier) (*lib.Response, e
 	if !m.active || m.overflow {
 		return lib.RespContinue, nil
 	}
+	// Neither may end the header early; a name that starts a line of its own would leave
+	// the line before it empty.
+	name = noEmptyLines(strings.TrimLeft(name, "\r\n"))
 	value = noEmptyLines(value)
 	n := len(name) + 1 + len(value) + 2
 	if !m.leadSpace {
