@@ -43,15 +43,22 @@ bad@trusted.example
 !x@scam.example client=2001:db8::/32 client=mx.relay.example
 `
 
-// openBoth returns the rules as a CDB-backed Set and as an in-memory Set.
-func openBoth(t *testing.T, text string) map[string]*Set {
+// compiledList writes text as a rules file in a new directory, compiles it beside itself
+// and returns the text's path.
+func compiledList(t *testing.T, text string) string {
 	t.Helper()
-	dir := t.TempDir()
-	src := filepath.Join(dir, "badsenders")
+	src := filepath.Join(t.TempDir(), "badsenders")
 	writeFile(t, src, text)
 	if _, err := Compile(src, src+".cdb"); err != nil {
 		t.Fatal(err)
 	}
+	return src
+}
+
+// openBoth returns the rules as a CDB-backed Set and as an in-memory Set.
+func openBoth(t *testing.T, text string) map[string]*Set {
+	t.Helper()
+	src := compiledList(t, text)
 	c, err := openCDB(src + ".cdb")
 	if err != nil {
 		t.Fatal(err)
@@ -370,11 +377,7 @@ func TestLoad(t *testing.T) {
 		blocked(t, s, "x@b.example", true)
 	})
 	t.Run("fresh cdb is used", func(t *testing.T) {
-		src := filepath.Join(t.TempDir(), "badsenders")
-		writeFile(t, src, "@a.example\n")
-		if _, err := Compile(src, src+".cdb"); err != nil {
-			t.Fatal(err)
-		}
+		src := compiledList(t, "@a.example\n")
 		// Change the text but keep its time: Load must trust the CDB, not reparse.
 		mt, _ := os.Stat(src)
 		writeFile(t, src, "@b.example\n")
@@ -391,11 +394,7 @@ func TestLoad(t *testing.T) {
 		blocked(t, s, "x@b.example", false)
 	})
 	t.Run("stale cdb is recompiled", func(t *testing.T) {
-		src := filepath.Join(t.TempDir(), "badsenders")
-		writeFile(t, src, "@a.example\n")
-		if _, err := Compile(src, src+".cdb"); err != nil {
-			t.Fatal(err)
-		}
+		src := compiledList(t, "@a.example\n")
 		writeFile(t, src, "@b.example\n")
 		stale(t, src)
 		s, info, err := Load(src)
@@ -410,11 +409,7 @@ func TestLoad(t *testing.T) {
 		blocked(t, s, "x@b.example", true)
 	})
 	t.Run("missing text uses cdb", func(t *testing.T) {
-		src := filepath.Join(t.TempDir(), "badsenders")
-		writeFile(t, src, "@a.example\n")
-		if _, err := Compile(src, src+".cdb"); err != nil {
-			t.Fatal(err)
-		}
+		src := compiledList(t, "@a.example\n")
 		os.Remove(src)
 		s, info, err := Load(src)
 		if err != nil {
@@ -427,11 +422,7 @@ func TestLoad(t *testing.T) {
 		blocked(t, s, "x@a.example", true)
 	})
 	t.Run("cdb path", func(t *testing.T) {
-		src := filepath.Join(t.TempDir(), "badsenders")
-		writeFile(t, src, "@a.example\n")
-		if _, err := Compile(src, src+".cdb"); err != nil {
-			t.Fatal(err)
-		}
+		src := compiledList(t, "@a.example\n")
 		writeFile(t, src, "@b.example\n")
 		stale(t, src)
 		s, info, err := Load(src + ".cdb")
@@ -455,11 +446,7 @@ func TestLoad(t *testing.T) {
 		}
 	})
 	t.Run("syntax error in stale text", func(t *testing.T) {
-		src := filepath.Join(t.TempDir(), "badsenders")
-		writeFile(t, src, "@a.example\n")
-		if _, err := Compile(src, src+".cdb"); err != nil {
-			t.Fatal(err)
-		}
+		src := compiledList(t, "@a.example\n")
 		old, _ := os.ReadFile(src + ".cdb")
 		writeFile(t, src, "@\n")
 		stale(t, src)
