@@ -1,6 +1,7 @@
 # block-forged-sender: build, demo, tests, fuzzing and benchmarks.
 GO      ?= go
-BIN     := bin/block-forged-sender
+BINDIR  ?= bin
+BIN     := $(BINDIR)/block-forged-sender
 CORPUS  ?= ../shared/corpus
 # A count, not a duration: Go 1.26's fuzz coordinator can fail a target with a bare
 # "context deadline exceeded" when a duration -fuzztime ends mid-run (go.dev/issue/75804,
@@ -14,7 +15,7 @@ export CGO_ENABLED ?= 0
 
 build:
 	$(GO) build -trimpath -o $(BIN) ./cmd/block-forged-sender
-	ln -sf block-forged-sender bin/block-forged-sender-queue
+	ln -sf block-forged-sender $(BINDIR)/block-forged-sender-queue
 
 # Build, then run the filter on the example rules and messages, showing each verdict and why.
 demo: build

@@ -27,10 +27,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"block-forged-sender/internal/testenv"
 )
 
 const (
@@ -42,10 +43,7 @@ const (
 // BFS_REQUIRE_TOOLS=1, so CI cannot go green by skipping.
 func cannotRun(t *testing.T, msg string) {
 	t.Helper()
-	if os.Getenv("BFS_REQUIRE_TOOLS") == "1" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
+	testenv.CannotRun(t, "%s", msg)
 }
 
 // requireTools ends the test with cannotRun unless it can run: Postfix, swaks, root, and
@@ -427,44 +425,12 @@ func body(msg []byte) []byte {
 }
 
 // Building the daemon, once for all tests.
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-	binDir    string
-)
+func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if binDir != "" {
-		os.RemoveAll(binDir)
-	}
-	os.Exit(code)
-}
-
-// program returns the path of the freshly built block-forged-sender.
+// program returns the path of block-forged-sender as `make build` builds it.
 func program(t *testing.T) string {
 	t.Helper()
-	buildOnce.Do(func() {
-		binDir, buildErr = os.MkdirTemp("", "bfs-e2e-bin-")
-		if buildErr != nil {
-			return
-		}
-		// Readable by nobody, who runs the daemon.
-		if buildErr = os.Chmod(binDir, 0o755); buildErr != nil {
-			return
-		}
-		binPath = filepath.Join(binDir, "block-forged-sender")
-		cmd := exec.Command("go", "build", "-o", binPath, "block-forged-sender/cmd/block-forged-sender")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("building the daemon: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binPath
+	return filepath.Join(testenv.Binaries(t), "block-forged-sender")
 }
 
 // daemon is one running block-forged-sender milter.
