@@ -13,8 +13,10 @@ export CGO_ENABLED ?= 0
 
 .PHONY: build demo test e2e check-format fuzz bench install clean
 
+# The per-message program (with its queue-mode link) and the daemons it runs for its milter
+# and sync commands, which live beside it.
 build:
-	$(GO) build -trimpath -o $(BIN) ./cmd/block-forged-sender
+	$(GO) build -trimpath -o $(BINDIR)/ ./cmd/...
 	ln -sf block-forged-sender $(BINDIR)/block-forged-sender-queue
 
 # Build, then run the filter on the example rules and messages, showing each verdict and why.
@@ -56,7 +58,7 @@ bench: build
 # The program, the block-forged-sender-queue link (for QMAILQUEUE) and the manual page.
 install: build
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man8
-	install -m 755 $(BIN) $(DESTDIR)$(PREFIX)/bin/block-forged-sender
+	install -m 755 $(BIN) $(BINDIR)/block-forged-sender-milter $(DESTDIR)$(PREFIX)/bin/
 	ln -sf block-forged-sender $(DESTDIR)$(PREFIX)/bin/block-forged-sender-queue
 	install -m 644 docs/block-forged-sender.8 $(DESTDIR)$(PREFIX)/share/man/man8/
 

@@ -38,7 +38,7 @@ func BenchmarkScanHeader(b *testing.B) {
 		b.Run(size.name, func(b *testing.B) {
 			r := strings.NewReader(msg)
 			froms := 0
-			fn := func(f header.Field) error { froms++; return nil }
+			fn := func(f header.Reading) error { froms++; return nil }
 			b.SetBytes(int64(len(msg)))
 			b.ReportAllocs()
 			for b.Loop() {
@@ -64,7 +64,7 @@ func TestHeaderHeavy(t *testing.T) {
 		}
 		var got []string
 		var out strings.Builder
-		_, err := header.Scan(strings.NewReader(msg), &out, header.Options{AllSenderFields: true}, func(f header.Field) error {
+		_, err := header.Scan(strings.NewReader(msg), &out, header.Options{AllSenderFields: true}, func(f header.Reading) error {
 			got = append(got, f.Name+": "+string(f.Value))
 			return nil
 		})

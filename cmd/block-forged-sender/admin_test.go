@@ -109,22 +109,22 @@ func TestHelpAndVersion(t *testing.T) {
 		}
 	}
 	res := proc{args: []string{"filter", "--help"}}.run(t)
-	for _, want := range []string{"--rules, BFS_RULES", "--max-field, BFS_MAXFIELD", "--ignore-relayclient, BFS_IGNORERELAYCLIENT", "--custom-error, BFS_CUSTOMERROR"} {
+	for _, want := range []string{"--rules FILE, BFS_RULES", "--max-field BYTES, BFS_MAXFIELD", "--ignore-relayclient, BFS_IGNORERELAYCLIENT", "--custom-error, BFS_CUSTOMERROR"} {
 		if !strings.Contains(string(res.stdout), want) {
 			t.Errorf("filter --help lacks %q", want)
 		}
 	}
-	if res := (proc{args: []string{"queue", "--help"}}).run(t); !strings.Contains(string(res.stdout), "--qmail-queue, BFS_QMAILQUEUE") {
+	if res := (proc{args: []string{"queue", "--help"}}).run(t); !strings.Contains(string(res.stdout), "--qmail-queue PROGRAM, BFS_QMAILQUEUE") {
 		t.Errorf("queue --help lacks --qmail-queue")
 	}
 	// The milter serves every client: a daemon-wide "trust this client" would pass all mail.
 	res = proc{args: []string{"milter", "--help"}}.run(t)
-	if out := string(res.stdout); res.code != 0 || !strings.Contains(out, "--trusted-networks, BFS_TRUSTEDNETWORKS") ||
+	if out := string(res.stdout); res.code != 0 || !strings.Contains(out, "--trusted-networks CIDRS, BFS_TRUSTEDNETWORKS") ||
 		strings.Contains(out, "--trusted, ") || strings.Contains(out, "--ignore-relayclient") {
 		t.Errorf("milter --help: exit %d, want --trusted-networks and neither --trusted nor --ignore-relayclient:\n%s", res.code, out)
 	}
 	if res := (proc{args: []string{"milter", "--trusted", "--listen", "unix:x"}}).run(t); res.code != 111 ||
-		!strings.HasSuffix(string(res.stderr), "block-forged-sender milter: flag provided but not defined: -trusted\n") {
+		!strings.HasSuffix(string(res.stderr), "block-forged-sender milter: unknown flag --trusted (see --help)\n") {
 		t.Errorf("milter --trusted: exit %d, stderr %q, want 111 and no such flag", res.code, res.stderr)
 	}
 	// compile has no flags: its help ends with its text.

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"block-forged-sender/internal/cli"
 	"block-forged-sender/internal/policy"
 	"block-forged-sender/internal/qmail"
 	"block-forged-sender/internal/rules"
@@ -17,33 +18,33 @@ const checkHelp = `usage: block-forged-sender check [flags] [MESSAGE-FILE|-]
 
 Explains the verdict the filter would give: for the envelope sender (--sender) and every
 sender address in the message's header, it prints the address looked at, the rule that
-matched it (file:line, the entry and its reason) or that none did, and the verdict. It reads
-the same settings as the filter, from flags and environment (BFS_RULES, BFS_ALLOW,
-RELAYCLIENT, ...), so its verdict is the filter's.
+matched it (file:line, the entry and its reason) or that none did, and the verdict. It
+runs the filter's own pipeline with the same settings, from flags and environment
+(BFS_RULES, BFS_ALLOW, RELAYCLIENT, ...), so its verdict is the filter's.
 
 Exit 0: the message would pass. Exit 1: it would be rejected. Exit 2: usage. Exit 111:
-the rules or the message could not be read.
+no verdict (the rules or the message could not be read, or the filter would fail
+temporarily).
 `
 
 // runCheck explains a verdict.
-func runCheck(args []string, e env, std stdio) int {
-	fs := newFlagSet("check", checkHelp, std.err)
-	fs.policyFlags()
-	fs.clientTrustFlags()
-	c := fs.cfg
+func runCheck(args []string, e cli.Env, std stdio) int {
+	fs := cli.NewFlagSet("block-forged-sender check", checkHelp)
+	c := &config{}
+	policyFlags(fs, c)
+	clientTrustFlags(fs, c)
 	fs.StringVar(&c.sender, "sender", "", "the envelope sender `ADDR` (empty or <> for the null sender)")
 	fs.Func("rcpt", "a recipient `ADDR`, for rcpt= exceptions (repeatable)", func(s string) error {
 		c.rcpts = append(c.rcpts, s)
 		return nil
 	})
 	fs.StringVar(&c.clientIP, "client", "", "the client's `IP` address (default TCPREMOTEIP), for client= exceptions")
-	if hasHelp(args) {
-		fs.SetOutput(std.out)
-		fs.Usage()
+	if cli.HasHelp(args) {
+		fs.PrintHelp(std.out)
 		return 0
 	}
-	if err := fs.parse(args, e); err != nil {
-		fmt.Fprintf(std.err, "block-forged-sender check: %v\n", err)
+	if err := parse(fs, c, args, e); err != nil {
+		fmt.Fprintf(std.err, "%v\n", err)
 		return 2
 	}
 	if fs.NArg() > 1 || (fs.NArg() == 0 && !flagGiven(fs, "sender")) {
@@ -54,22 +55,35 @@ func runCheck(args []string, e env, std stdio) int {
 		fmt.Fprintf(std.err, "block-forged-sender check: %v\n", err)
 		return 111
 	}
-
-	set, info, err := loadRules(c)
-	if err != nil {
-		return fail(err)
-	}
-	defer set.Close()
-	fmt.Fprintf(std.out, "rules: %s\n", describeLoad(info))
-	if w := loadWarning(info); w != "" {
+	if w := cli.UnknownWarning(fs, std.environ); w != "" {
 		fmt.Fprintf(std.out, "warning: %s\n", w)
 	}
 
-	var cands []policy.Candidate
+	rec := &cli.Record{}
+	p := newPipeline(c, e, rec, true)
+	defer p.close()
+	info, err := p.load()
+	if err != nil {
+		return fail(err)
+	}
+	if p.judge.Trusted() != "" {
+		fmt.Fprintln(std.out, "rules: not read (the client is trusted)")
+	} else {
+		fmt.Fprintf(std.out, "rules: %s\n", cli.DescribeLoad(info))
+		if rec.Warning != "" {
+			fmt.Fprintf(std.out, "warning: %s\n", rec.Warning)
+		}
+	}
+
+	sender := strings.TrimSpace(c.sender)
+	if sender == "<>" || !flagGiven(fs, "sender") {
+		sender = "" // no envelope given: judge the header alone
+	}
+	envelope := func() (qmail.Envelope, error) { return qmail.Envelope{Sender: sender, Recipients: c.rcpts}, nil }
+	var d policy.Decision
 	if fs.NArg() == 1 {
-		name := fs.Arg(0)
 		var r io.Reader = std.in
-		if name != "-" {
+		if name := fs.Arg(0); name != "-" {
 			f, err := os.Open(name)
 			if err != nil {
 				return fail(err)
@@ -77,39 +91,28 @@ func runCheck(args []string, e env, std stdio) int {
 			defer f.Close()
 			r = f
 		}
-		var tooMany bool
-		if cands, _, tooMany, err = scanHeader(r, io.Discard, c); err != nil {
+		if d, _, err = p.run(r, io.Discard, envelope); err != nil {
 			return fail(err)
 		}
-		if tooMany {
-			fmt.Fprintf(std.out, "warning: %v: only the first %d are checked, and the filter would not pass the message\n", errTooManyCandidates, len(cands))
-		}
-	}
-	sender := strings.TrimSpace(c.sender)
-	if sender == "<>" {
-		sender = ""
-	}
-	envl := qmail.Envelope{Sender: sender, Recipients: c.rcpts}
-	in, err := policyInput(c, e, envl, cands)
-	if err != nil {
-		return fail(err)
-	}
-	if !flagGiven(fs, "sender") {
-		in.NullSender = true // no envelope given: judge the header alone
-	}
-	d, err := policy.Decide(in, set)
-	if err != nil {
-		return fail(err)
+	} else {
+		p.judge.HeaderDone(nil) // the envelope alone
+		env, _ := envelope()
+		d = p.decide(env)
 	}
 	explain(std.out, d)
-	if d.Verdict == policy.Reject && c.mode != modeMonitor {
+	switch d.Verdict {
+	case policy.Pass:
+		return 0
+	case policy.Reject:
 		return 1
+	case policy.TempFail:
+		return fail(d.Err)
 	}
-	return 0
+	return fail(errPending)
 }
 
 // flagGiven reports whether a flag was set on the command line or in the environment.
-func flagGiven(fs *flagSet, name string) bool {
+func flagGiven(fs *cli.FlagSet, name string) bool {
 	given := false
 	fs.Visit(func(f *flag.Flag) { given = given || f.Name == name })
 	return given
@@ -121,7 +124,7 @@ func explain(w io.Writer, d policy.Decision) {
 		fmt.Fprintf(w, "client trusted (%s): nothing checked\nverdict: pass\n", d.Trusted)
 		return
 	}
-	if len(d.Checked) == 0 {
+	if len(d.Checked) == 0 && d.Verdict != policy.TempFail {
 		fmt.Fprintln(w, "no sender address to check")
 	}
 	for _, c := range d.Checked {
@@ -143,11 +146,16 @@ func explain(w io.Writer, d policy.Decision) {
 			fmt.Fprintf(w, "            excepted by %s\n", describeRule(x))
 		}
 	}
-	if d.Verdict == policy.Reject {
+	switch {
+	case d.Verdict == policy.Reject:
 		fmt.Fprintf(w, "verdict: reject (%s %s: %s)\n", d.Decider.Source, d.Decider.Address, d.Reason())
-		return
+	case d.Verdict == policy.TempFail:
+		fmt.Fprintf(w, "verdict: tempfail (%v)\n", d.Err)
+	case d.WouldReject:
+		fmt.Fprintf(w, "verdict: pass (monitor mode; would reject: %s %s: %s)\n", d.Decider.Source, d.Decider.Address, d.Reason())
+	case d.Verdict == policy.Pass:
+		fmt.Fprintln(w, "verdict: pass")
 	}
-	fmt.Fprintln(w, "verdict: pass")
 }
 
 // describeRule prints a rule as file:line: entry (reason).

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 
+	"block-forged-sender/internal/cli"
 	"block-forged-sender/internal/rules"
 )
 
@@ -18,14 +19,16 @@ Exit 0: compiled. Exit 2: usage. Exit 111: the list could not be read, parsed or
 `
 
 // runCompile compiles a rules text to CDB.
-func runCompile(args []string, e env, std stdio) int {
-	fs := newFlagSet("compile", compileHelp, std.err)
-	if hasHelp(args) {
-		fs.SetOutput(std.out)
-		fs.Usage()
+func runCompile(args []string, e cli.Env, std stdio) int {
+	fs := cli.NewFlagSet("block-forged-sender compile", compileHelp)
+	if cli.HasHelp(args) {
+		fs.PrintHelp(std.out)
 		return 0
 	}
-	if err := fs.parse(args, e); err != nil || fs.NArg() < 1 || fs.NArg() > 2 {
+	if err := fs.Parse(args, e); err != nil || fs.NArg() < 1 || fs.NArg() > 2 {
+		if err != nil {
+			fmt.Fprintf(std.err, "%v\n", err)
+		}
 		fmt.Fprint(std.err, "usage: block-forged-sender compile SRC [DST]\n")
 		return 2
 	}
@@ -39,6 +42,6 @@ func runCompile(args []string, e env, std stdio) int {
 		fmt.Fprintf(std.err, "block-forged-sender compile: %v\n", err)
 		return 111
 	}
-	fmt.Fprintf(std.out, "block-forged-sender: compiled %d entries from %s into %s\n", n, src, dst)
+	fmt.Fprintf(std.out, "block-forged-sender: compiled %s from %s into %s\n", cli.Plural(n, "entry", "entries"), src, dst)
 	return 0
 }

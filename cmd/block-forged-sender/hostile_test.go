@@ -16,6 +16,7 @@ import (
 	"testing"
 	"testing/iotest"
 
+	"block-forged-sender/internal/cli"
 	"block-forged-sender/internal/policy"
 	"block-forged-sender/internal/qmail"
 	"block-forged-sender/internal/rules"
@@ -197,7 +198,7 @@ func FuzzVerdict(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	c := &config{maxField: defaultMaxField, senderFields: true, defaultHost: "ours.example", mode: modeReject}
+	c := &config{Policy: cli.Policy{MaxField: cli.DefaultMaxField, SenderFields: true, DefaultHost: "ours.example", Mode: "reject"}}
 	f.Fuzz(func(t *testing.T, msg, splits []byte) {
 		whole, out := verdictOf(t, c, set, bytes.NewReader(msg))
 		if !strings.HasPrefix(whole, "tempfail") && !bytes.Equal(out, msg) {
@@ -224,33 +225,25 @@ func FuzzVerdict(f *testing.F) {
 	})
 }
 
-// verdictOf judges one message from r as the filter does, for the envelope
+// verdictOf judges one message from r with the filter's own pipeline, for the envelope
 // anna@partner.example -> sales@ours.example, and returns the outcome ("pass", "reject
 // SOURCE:ADDRESS", "tempfail CODE") and the bytes that went through.
 func verdictOf(t *testing.T, c *config, set *rules.Set, r io.Reader) (string, []byte) {
 	var out bytes.Buffer
-	cands, _, tooMany, err := scanHeader(r, &out, c)
-	if err == nil {
-		_, err = io.Copy(&out, r)
-	}
+	p := newPipeline(c, func(string) (string, bool) { return "", false }, &cli.Record{}, false)
+	p.judge.Use(set)
+	envl := qmail.Envelope{Sender: "anna@partner.example", Recipients: []string{"sales@ours.example"}}
+	d, _, err := p.run(r, &out, func() (qmail.Envelope, error) { return envl, nil })
 	if err != nil {
 		return fmt.Sprintf("tempfail %d", exitCode(err)), nil
 	}
-	envl := qmail.Envelope{Sender: "anna@partner.example", Recipients: []string{"sales@ours.example"}}
-	in, err := policyInput(c, func(string) (string, bool) { return "", false }, envl, cands)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := policy.Decide(in, set)
-	switch {
-	case err != nil:
-		return fmt.Sprintf("tempfail %d", exitCode(err)), out.Bytes()
-	case d.Verdict == policy.Reject:
+	switch d.Verdict {
+	case policy.Reject:
 		return "reject " + d.Decider.Source + ":" + d.Decider.Address, out.Bytes()
-	case tooMany:
-		return "tempfail toomany", out.Bytes()
+	case policy.Pass:
+		return "pass", out.Bytes()
 	}
-	return "pass", out.Bytes()
+	return fmt.Sprintf("tempfail %d", exitCode(d.Err)), out.Bytes()
 }
 
 // verdictClass is the verdict without what decided it.

@@ -1,14 +1,19 @@
 // Command block-forged-sender refuses mail whose envelope sender or header sender is
-// forged or banned. qmail runs it once per message (filter and queue modes); Postfix and
-// Sendmail talk to it as a milter. See the README for installation and the rules format.
+// forged or banned. qmail runs it once per message (filter and queue modes); its milter
+// and sync commands run the sibling programs block-forged-sender-milter and
+// block-forged-sender-sync. See the README for installation and the rules format.
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
+
+	"block-forged-sender/internal/cli"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -29,7 +34,7 @@ commands:
             [--sender ADDR] [--rcpt ADDR] [MESSAGE-FILE|-]; exit 0 pass, 1 reject
   compile   compile a rules text to CDB: block-forged-sender compile SRC [DST]
   milter    milter daemon for Postfix and Sendmail: block-forged-sender milter
-            --listen unix:PATH|inet:PORT@HOST
+            --listen unix:PATH|inet:PORT@HOST (runs block-forged-sender-milter)
   version   print the version
   help      print this help, or a command's help: block-forged-sender help COMMAND
 
@@ -39,27 +44,36 @@ per client in tcp.smtp. A flag on the command line wins over the environment.
 Run "block-forged-sender COMMAND --help" for a command's flags.
 `
 
+const versionHelp = `usage: block-forged-sender version
+
+Prints the program's version.
+`
+
 // queueName is the name under which the program runs in queue mode with no arguments, as
 // qmail execs QMAILQUEUE.
 const queueName = "block-forged-sender-queue"
 
-func main() {
-	os.Exit(run(os.Args, os.LookupEnv, stdio{os.Stdin, os.Stdout, os.Stderr, os.Stderr}))
+// siblings are the commands that run programs of their own, installed beside this one:
+// they link what the per-message program must not (see docs/DESIGN.md).
+var siblings = map[string]string{
+	"milter": "block-forged-sender-milter",
+	"sync":   "block-forged-sender-sync",
 }
 
-// stdio holds the program's standard descriptors, so tests can run it in-process.
+func main() {
+	os.Exit(run(os.Args, os.LookupEnv, stdio{os.Stdin, os.Stdout, os.Stderr, os.Stderr, os.Environ()}))
+}
+
+// stdio holds the program's standard descriptors and environment, so tests can run it
+// in-process.
 type stdio struct {
 	in       *os.File
 	out, err io.Writer
 	errFile  *os.File // fd 2 for child processes; nil: none
+	environ  []string
 }
 
-// env looks up an environment variable; ok reports whether it is set (even empty).
-type env func(name string) (value string, ok bool)
-
-func (e env) get(name string) string { v, _ := e(name); return v }
-
-func run(args []string, e env, std stdio) int {
+func run(args []string, e cli.Env, std stdio) int {
 	if filepath.Base(args[0]) == queueName {
 		return runQueue(args[1:], e, std)
 	}
@@ -77,35 +91,60 @@ func run(args []string, e env, std stdio) int {
 		return runCheck(rest, e, std)
 	case "compile":
 		return runCompile(rest, e, std)
-	case "milter":
-		return runMilter(rest, e, std)
+	case "milter", "sync":
+		return runSibling(args[0], siblings[cmd], rest, std)
 	case "version", "--version":
+		if cli.HasHelp(rest) {
+			fmt.Fprint(std.out, versionHelp)
+			return 0
+		}
 		fmt.Fprintf(std.out, "block-forged-sender %s\n", version)
 		return 0
 	case "help", "-h", "-help", "--help":
-		if len(rest) > 0 && rest[0] != "help" {
-			return run([]string{args[0], rest[0], "--help"}, e, std)
+		// "help COMMAND" is "COMMAND --help"; help for help, or any other word, is this.
+		if len(rest) > 0 && !strings.HasPrefix(rest[0], "-") && rest[0] != "help" {
+			if _, known := commands[rest[0]]; known {
+				return run([]string{args[0], rest[0], "--help"}, e, std)
+			}
+			fmt.Fprintf(std.err, "block-forged-sender: unknown command %q\n", rest[0])
+			return 2
 		}
 		fmt.Fprint(std.out, usage)
 		return 0
 	default:
-		fmt.Fprintf(std.err, "block-forged-sender: unknown command %q\n%s", cmd, usage)
+		fmt.Fprintf(std.err, "block-forged-sender: unknown command %q (see block-forged-sender help)\n", cmd)
 		return 2
 	}
 }
 
-// hasHelp reports whether args asks for help, so the help text goes to stdout with exit 0.
-func hasHelp(args []string) bool {
-	for _, a := range args {
-		if a == "--" {
-			return false
-		}
-		if a == "-h" || a == "-help" || a == "--help" {
-			return true
-		}
-		if !strings.HasPrefix(a, "-") {
-			return false
-		}
+// commands are the words "help COMMAND" knows.
+var commands = map[string]bool{"filter": true, "queue": true, "check": true, "compile": true, "milter": true, "sync": true, "version": true}
+
+// runSibling replaces this process with the sibling program, found in this program's
+// directory (symbolic links resolved), with the same arguments and environment.
+func runSibling(self, name string, args []string, std stdio) int {
+	path, err := siblingPath(self, name)
+	if err == nil {
+		err = syscall.Exec(path, append([]string{path}, args...), std.environ)
 	}
-	return false
+	fmt.Fprintf(std.err, "block-forged-sender: cannot run %s: %v (make install puts it beside block-forged-sender)\n", name, err)
+	return 111
 }
+
+func siblingPath(self, name string) (string, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		exe = self
+	}
+	if r, err := filepath.EvalSymlinks(exe); err == nil {
+		exe = r
+	}
+	path := filepath.Join(filepath.Dir(exe), name)
+	if _, err := os.Stat(path); err != nil {
+		return path, err
+	}
+	return path, nil
+}
+
+// errConfig marks a bad flag or environment setting.
+var errConfig = errors.New("configuration")

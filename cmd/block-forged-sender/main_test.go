@@ -14,10 +14,11 @@ import (
 	"time"
 
 	"block-forged-sender/internal/qmail"
+	"block-forged-sender/internal/testenv"
 )
 
-// binDir holds the program built once for the tests that run it as a process, with the
-// queue-mode link beside it.
+// binDir holds the programs as make build builds them, for the tests that run them as
+// processes, with the queue-mode link beside them.
 var binDir string
 
 // fakeQueueEnv makes the test binary act as a recording qmail-queue (see fakeQmailQueue).
@@ -27,24 +28,13 @@ func TestMain(m *testing.M) {
 	if dir := os.Getenv(fakeQueueEnv); dir != "" {
 		os.Exit(fakeQmailQueue(dir))
 	}
-	dir, err := os.MkdirTemp("", "bfs-test-")
+	dir, err := testenv.Build()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
 	binDir = dir
-	out, err := exec.Command("go", "build", "-o", filepath.Join(dir, "block-forged-sender"), ".").CombinedOutput()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "building the program: %v\n%s", err, out)
-		os.Exit(1)
-	}
-	if err := os.Symlink("block-forged-sender", filepath.Join(dir, queueName)); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	os.Exit(testenv.Main(m))
 }
 
 // fakeQmailQueue stands in for the real qmail-queue: it reads the whole message on fd 0,
@@ -118,7 +108,7 @@ func (p proc) run(t *testing.T) result {
 		name = "block-forged-sender"
 	}
 	cmd := exec.Command(filepath.Join(binDir, name), p.args...)
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), hermeticControl(t, p.env)}
 	for k, v := range p.env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
@@ -177,6 +167,15 @@ func (p proc) run(t *testing.T) result {
 		t.Fatal(err)
 	}
 	return res
+}
+
+// hermeticControl points the program at an empty qmail control directory unless env names
+// one, so no test reads the machine's /var/qmail/control (envnoathost, me).
+func hermeticControl(t *testing.T, env map[string]string) string {
+	if d, ok := env["BFS_QMAILCONTROL"]; ok {
+		return "BFS_QMAILCONTROL=" + d
+	}
+	return "BFS_QMAILCONTROL=" + t.TempDir()
 }
 
 func writeTemp(t *testing.T, b []byte) *os.File {

@@ -10,8 +10,8 @@ import (
 
 const manPage = "../../docs/block-forged-sender.8"
 
-// helpFlag is one flag line of a command's --help: "  --rules, BFS_RULES".
-var helpFlag = regexp.MustCompile(`(?m)^  --([a-z-]+), BFS_[A-Z]+$`)
+// helpFlag is one flag line of a command's --help: "  --rules FILE, BFS_RULES".
+var helpFlag = regexp.MustCompile(`(?m)^  --([a-z-]+)(?: [A-Z]+)?, BFS_[A-Z]+$`)
 
 // manFlag is a flag written in the manual page: \-\-rules.
 var manFlag = regexp.MustCompile(`\\-\\-([a-z]+(?:\\-[a-z]+)*)`)

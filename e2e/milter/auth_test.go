@@ -75,7 +75,7 @@ func TestAuthenticated(t *testing.T) {
 	waitFor(t, pf, id+": client=localhost[127.0.0.1], sasl_method=PLAIN, sasl_username="+login)
 	want := `block-forged-sender: queue="" verdict=pass stage=mail trusted=auth sender=` + own.from +
 		" client=127.0.0.1 host=localhost auth=" + login + " duration="
-	if !strings.Contains(d.logText(t), want) {
+	if !logHas(d.logText(t), want) {
 		t.Errorf("daemon log has no line starting %q:\n%s", want, d.logText(t))
 	}
 

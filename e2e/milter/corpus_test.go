@@ -226,13 +226,13 @@ func runCorpus(t *testing.T, dir string, d *daemon, mta corpusMTA) {
 					q = id
 				}
 				want := "block-forged-sender: queue=" + q + " verdict=pass stage=mail trusted=network sender=" + c.sender + " client=127.0.0.2 duration="
-				if !strings.Contains(d.logText(t), want) {
+				if !logHas(d.logText(t), want) {
 					t.Errorf("daemon log has no line %q", want)
 				}
 				return
 			}
 			line := d.logLine(t, id)
-			if !strings.HasPrefix(line, "block-forged-sender: queue="+id+" verdict=pass stage=header sender=") {
+			if !hasFields(line, "block-forged-sender: queue="+id+" verdict=pass stage=header sender=") {
 				t.Errorf("daemon log line for %s: %q, want a pass at end of header", id, line)
 			}
 			checkDelivered(t, d, stored)

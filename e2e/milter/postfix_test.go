@@ -531,6 +531,57 @@ func (d *daemon) logText(t *testing.T) string {
 
 // logLine waits for the daemon's log line of the message with this queue id and returns
 // it; "" after 10 s.
+// logFields parses a log line, "block-forged-sender: k=v k=\"v w\" ...", into its fields.
+func logFields(line string) map[string]string {
+	rest := strings.TrimPrefix(line, "block-forged-sender: ")
+	f := map[string]string{}
+	for rest != "" {
+		k, v, ok := strings.Cut(rest, "=")
+		if !ok {
+			break
+		}
+		if strings.HasPrefix(v, `"`) {
+			end := 1
+			for end < len(v) && v[end] != '"' {
+				if v[end] == '\\' {
+					end++
+				}
+				end++
+			}
+			f[k] = v[:min(end+1, len(v))]
+			rest = strings.TrimPrefix(v[min(end+1, len(v)):], " ")
+			continue
+		}
+		val, next, _ := strings.Cut(v, " ")
+		f[k] = val
+		rest = next
+	}
+	return f
+}
+
+// hasFields reports whether line holds every field of want (written as a log line), in any
+// order and with the same values; a field written "k=" need only be there.
+func hasFields(line, want string) bool {
+	got := logFields(line)
+	for k, v := range logFields(want) {
+		g, ok := got[k]
+		if !ok || (v != "" && g != v) {
+			return false
+		}
+	}
+	return true
+}
+
+// logHas reports whether a line of text holds every field of want.
+func logHas(text, want string) bool {
+	for _, l := range strings.Split(text, "\n") {
+		if strings.HasPrefix(l, "block-forged-sender: ") && hasFields(l, want) {
+			return true
+		}
+	}
+	return false
+}
+
 func (d *daemon) logLine(t *testing.T, queueID string) string {
 	t.Helper()
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {

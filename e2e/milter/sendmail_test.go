@@ -191,7 +191,7 @@ func TestSendmail(t *testing.T) {
 	}
 	line := d.logLine(t, id)
 	want := "block-forged-sender: queue=" + id + " verdict=pass stage=header sender=sales@northwind-traders.example rcpt=" + recipient + " client=127.0.0.1 host=localhost duration="
-	if !strings.HasPrefix(line, want) {
+	if !hasFields(line, want) {
 		t.Errorf("log line %q, want it to start %q", line, want)
 	}
 
@@ -199,10 +199,10 @@ func TestSendmail(t *testing.T) {
 	if got := refusal(out); code != 26 || got != "550 5.7.1 "+reason {
 		t.Errorf("forged From: swaks exit %d, refusal %q, want 26 and 550 5.7.1; transcript:\n%s", code, got, out)
 	}
-	headerReject := regexp.MustCompile(`(?m)^block-forged-sender: queue=\w+ verdict=reject stage=header reason="` + reason + `" rule=` +
-		regexp.QuoteMeta(d.rules) + `:1 matched=From:ceo@acme-corp\.example sender=bounce@lure-mailer\.example rcpt=` + regexp.QuoteMeta(recipient) + ` client=127\.0\.0\.1 host=localhost duration=`)
-	if !headerReject.MatchString(d.logText(t)) {
-		t.Errorf("no log line matching %s:\n%s", headerReject, d.logText(t))
+	headerReject := `block-forged-sender: queue= verdict=reject stage=header reason="` + reason + `" rule=` +
+		d.rules + `:1 matched=From:ceo@acme-corp.example sender=bounce@lure-mailer.example rcpt=` + recipient + ` client=127.0.0.1 host=localhost duration=`
+	if !logHas(d.logText(t), headerReject) {
+		t.Errorf("no log line with %s:\n%s", headerReject, d.logText(t))
 	}
 
 	out, code = swaks(t, sm.addr(), send{from: "ceo@acme-corp.example", msg: legit})
@@ -210,10 +210,10 @@ func TestSendmail(t *testing.T) {
 		t.Errorf("forged envelope: swaks exit %d, refusal %q, want 23 and 550 5.7.1 at MAIL FROM; transcript:\n%s", code, got, out)
 	}
 	// Unlike Postfix, Sendmail has its queue id at MAIL FROM, and passes it in {i}.
-	mailReject := regexp.MustCompile(`(?m)^block-forged-sender: queue=\w+ verdict=reject stage=mail reason="` + reason + `" rule=` +
-		regexp.QuoteMeta(d.rules) + `:1 matched=envelope:ceo@acme-corp\.example sender=ceo@acme-corp\.example client=127\.0\.0\.1 host=localhost duration=`)
-	if !mailReject.MatchString(d.logText(t)) {
-		t.Errorf("no log line matching %s:\n%s", mailReject, d.logText(t))
+	mailReject := `block-forged-sender: queue= verdict=reject stage=mail reason="` + reason + `" rule=` +
+		d.rules + `:1 matched=envelope:ceo@acme-corp.example sender=ceo@acme-corp.example client=127.0.0.1 host=localhost duration=`
+	if !logHas(d.logText(t), mailReject) {
+		t.Errorf("no log line with %s:\n%s", mailReject, d.logText(t))
 	}
 	if ids := sm.queued(t); len(ids) != 1 || ids[0] != id {
 		t.Errorf("queue holds %v, want only %s", ids, id)

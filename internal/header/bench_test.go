@@ -41,7 +41,7 @@ func BenchmarkScan(b *testing.B) {
 		name := map[string]string{"\n": "LF", "\r\n": "CRLF"}[eol]
 		b.Run(name, func(b *testing.B) {
 			r := strings.NewReader(msg)
-			fn := func(Field) error { return nil }
+			fn := func(Reading) error { return nil }
 			b.SetBytes(int64(len(msg)))
 			b.ReportAllocs()
 			for b.Loop() {
@@ -55,7 +55,7 @@ func BenchmarkScan(b *testing.B) {
 	b.Run("LongFrom", func(b *testing.B) {
 		msg := "From: \"" + strings.Repeat("Office of the Chief Financial Officer ", 4500) + "\" <treasury@acme-corp.example>\n\n"
 		r := strings.NewReader(msg)
-		fn := func(Field) error { return nil }
+		fn := func(Reading) error { return nil }
 		b.SetBytes(int64(len(msg)))
 		b.ReportAllocs()
 		for b.Loop() {

@@ -45,17 +45,17 @@ func FuzzScan(f *testing.F) {
 	})
 }
 
-// FuzzScanField checks that ScanField (the milter's reading of one field) agrees with
+// FuzzReadings checks that Readings (the milter's reading of one field) agrees with
 // Scan's reading of the same field in a stream.
-func FuzzScanField(f *testing.F) {
+func FuzzReadings(f *testing.F) {
 	f.Add([]byte("Received"), []byte(" x\rFrom: a@ours"), false)
 	f.Add([]byte("From"), []byte(" \"A,\r\n B\" <x@ours>\rSender\r\n\t: s"), true)
 	f.Add([]byte("Subject"), []byte(" a\r\r\n\tFrom: b"), false)
 	f.Fuzz(func(t *testing.T, name, value []byte, all bool) {
-		if _, ok := IsSenderField(name, true); !ok && !properName(name) {
+		if _, _, ok := senderName(name, true); !ok && !properName(name) {
 			return
 		}
-		if d := diffScanField(name, value, all); d != "" {
+		if d := diffReadings(name, value, all); d != "" {
 			t.Fatal(d)
 		}
 	})

@@ -1,29 +1,28 @@
-// Package header finds the sender fields in the header section of a message while copying
-// every byte of it through unchanged.
-//
-// [Scan] is the front of the qmail filter: it reads the message once, writes each buffer
-// as it was read, and holds nothing but the sender field it is reading. [IsSenderField],
-// [Unfold] and [ScanField] give the milter, which receives the header one field at a
-// time, the same readings.
+// Package header reads the header section of a message the way mail readers could: it
+// splits a byte stream into fields while copying every byte through unchanged ([Scan]),
+// and gives the sender fields a reader could see in one field ([Readings]). The stream
+// and the milter, which receives the header a field at a time, share Readings: Scan only
+// decides where fields begin and end.
 //
 // # Readings
 //
-// The scanner over-approximates: it reports every field that some mail reader could take
+// The package over-approximates: it reports every field that some mail reader could take
 // as a sender field, because a field it misses is a bypass.
 //
-//   - Field names are case-insensitive, may have blanks before the colon ("From \t:"),
-//     may be folded before the colon ("From" CRLF HT ":x"), and NUL or other control bytes
-//     inside them are ignored, as readers that drop those bytes do ("Fr\x00om:").
+//   - Field names are read by one grammar (see nameMatcher): case-insensitive, blanks
+//     before the colon ("From \t:"), a fold before the colon ("From" CRLF HT ":x"), NUL,
+//     CR and other control bytes inside the name dropped, as readers that drop them do
+//     ("Fr\x00om:").
 //   - Values are unfolded as RFC 5322 section 2.2.3 says: a line end directly before a
 //     space or tab is removed and the blank kept. Lines holding only blanks continue the
 //     field. Every repeated field is reported.
-//   - Line ends are LF, CRLF, bare CR and mixtures. The header section ends only at the
-//     first truly empty line: LF LF, LF CRLF, CRLF CRLF, or an empty first line.
-//   - A bare CR (one not followed by LF) also starts a new line for finding field names,
-//     as many readers split there: "Received: x\rFrom: a@b\n" reports a From field "a@b".
-//     The value of a field begun that way runs on to the end of the field that holds it
-//     (bare CRs kept in it), which covers readers that split at the CR and readers that
-//     do not.
+//   - The stream's line ends are LF, CRLF, and bare CR for the readers that end lines
+//     there too. Each convention is applied consistently: for a reader that ends lines at
+//     LF alone a bare CR is an ordinary byte; for one that also ends them at a bare CR, a
+//     new field begins after it ("Received: x\rFrom: a@b\n" holds a From field "a@b"),
+//     a value ends there, and an empty line (CR CR) ends its header.
+//   - The header section ends only at the first truly empty line: LF LF, LF CRLF, CRLF
+//     CRLF, or an empty first line.
 //   - A line that is not a field (an mbox "From " line, ">From ", garbage) does not end
 //     the scan, and is not itself a field: "From x@y date" has no colon after the name.
 //   - An indented line with no field to continue (the first line, or one after a line
@@ -42,23 +41,26 @@ import (
 // DefaultMaxField is the cap on one held sender field when [Options.MaxField] is zero.
 const DefaultMaxField = 1 << 20
 
+// MaxInfo is the most of a Message-ID or Content-Type value [Options.Info] is given; the
+// rest is dropped.
+const MaxInfo = 2048
+
 // bufSize is the size of the one read buffer: reads and writes are this large at most.
 const bufSize = 64 << 10
 
 // Options controls [Scan].
 type Options struct {
-	// MaxField caps the unfolded value of one held sender field, in bytes. A sender
-	// field with a longer value makes Scan fail with ErrFieldTooLong. Zero or less
-	// means DefaultMaxField (1 MiB). Other fields are never held and have no limit.
+	// MaxField caps the value of one held sender field as it stands in the message, folds
+	// included, in bytes. A sender field with a longer value makes Scan fail with
+	// ErrFieldTooLong. Zero or less means DefaultMaxField (1 MiB). Other fields are
+	// never held and have no limit.
 	MaxField int
 	// AllSenderFields reports Sender and Resent-From fields as well as From.
 	AllSenderFields bool
-}
-
-// Field is one sender field found by [Scan] or [ScanField].
-type Field struct {
-	Name  string // "From", "Sender" or "Resent-From" (canonical spelling)
-	Value []byte // unfolded value, blanks trimmed at both ends; only valid during the callback
+	// Info, if set, is called at the end of each Message-ID and Content-Type field with
+	// its unfolded value (at most MaxInfo bytes of it), for logging and for the charset a
+	// message declares. The value is only valid during the call.
+	Info func(name string, value []byte)
 }
 
 // ErrFieldTooLong is returned by [Scan] when a sender field is longer than
@@ -92,10 +94,10 @@ const (
 )
 
 // Scan reads the header section of a message from r and writes every byte it reads to w,
-// unchanged and in order. It calls fn for every field that some mail reader could take as
-// a sender field (see the package documentation for the readings it covers). It returns at
-// the end of the header section (the first truly empty line) or at EOF, having written
-// everything it read, body bytes read ahead included, so the caller copies the rest with
+// unchanged and in order. It calls fn with every sender field [Readings] finds in it
+// (see the package documentation for the readings it covers). It returns at the end of
+// the header section (the first truly empty line) or at EOF, having written everything
+// it read, body bytes read ahead included, so the caller copies the rest with
 // io.Copy(w, r) (zero-copy). n is the number of bytes written.
 //
 // Each buffer read is written whole before it is scanned; only the sender field being
@@ -109,13 +111,16 @@ const (
 // <ann@ours>" is legitimate and common enough, and every reader that honours folding (all
 // mail clients) shows it as part of the Subject. Only an indented line with no field to
 // continue is read as a field of its own.
-func Scan(r io.Reader, w io.Writer, opt Options, fn func(Field) error) (n int64, err error) {
+func Scan(r io.Reader, w io.Writer, opt Options, fn func(Reading) error) (n int64, err error) {
 	s := pool.Get().(*scanner)
 	s.reset(opt, fn)
 	defer func() {
-		s.fn = nil
+		s.fn, s.info = nil, nil
 		if cap(s.val) > maxKeptValue {
 			s.val = nil
+		}
+		if cap(s.unfolded) > maxKeptValue {
+			s.unfolded = nil
 		}
 		pool.Put(s)
 	}()
@@ -154,16 +159,16 @@ func Scan(r io.Reader, w io.Writer, opt Options, fn func(Field) error) (n int64,
 	}
 }
 
-// state is where the scanner is in the current line.
+// state is where the scanner is in the current line (a line ends at LF or CRLF).
 type state uint8
 
 const (
-	sLineStart state = iota // at the start of an LF-terminated line
+	sLineStart state = iota // at the start of a line
+	sIndent                 // blanks of an indented line with no field to continue
 	sName                   // reading a field name
-	sAfterName              // after the name: blanks, folds, then the colon
 	sSkip                   // skipping the rest of a line that is not held
 	sValue                  // holding the value of a sender field
-	sIndent                 // blanks of an indented line with no field to continue
+	sInfo                   // holding the value of a Message-ID or Content-Type field
 )
 
 // kind is what the line before the current one was, for deciding what an indented
@@ -174,40 +179,51 @@ const (
 	kNone   kind = iota // nothing to continue: start, or a line that is not a field
 	kOther              // a field that is not held
 	kSender             // the held sender field
+	kInfo               // the held Message-ID or Content-Type field
 	kName               // a name with no colon yet: an indented line may bring it
 )
 
 type scanner struct {
-	buf [bufSize]byte
-	val []byte // value of the held sender field, unfolded
+	buf      [bufSize]byte
+	val      []byte // the held field's value as it stands: folds and bare CRs kept
+	unfolded []byte // scratch for Readings
+	info     []byte // the held info field's value, as val, at most MaxInfo bytes
 
-	max int
-	all bool
-	fn  func(Field) error
+	max    int
+	all    bool
+	fn     func(Reading) error
+	infoFn func(string, []byte)
 
 	st    state
-	cur   kind   // at sLineStart: what an indented line would continue
-	skip  kind   // in sSkip: what the skipped line is
-	cr    bool   // the last byte was a CR whose successor is not seen yet
-	done  bool   // the header section has ended
-	canon string // name of the held field
-	name  nameMatcher
-	// crLine: the name being read started after a bare CR, inside a line whose own
-	// kind (field or not, for what an indented line continues) is lineKind.
-	crLine   bool
-	lineKind kind
+	cur   kind // at sLineStart: what an indented line would continue
+	skip  kind // in sSkip: what the skipped line is
+	cr    bool // the last byte was a CR whose successor is not seen yet
+	crlf  bool // the held field's last line ended in CRLF (else LF): its fold, if one follows
+	done  bool // the header section has ended
+	canon string
+	cOnly bool // the held field begins after a bare CR: it exists only for CR readers
+
+	// name reads the name of the current line; crName, when crOn, the name of a field
+	// that begins after the latest bare CR in it (for readers that end lines there).
+	name   nameMatcher
+	crName nameMatcher
+	crOn   bool
+	// cEmpty: no byte since the last line end of either convention; crOff: a reader that
+	// ends lines at a bare CR has seen an empty line, so its header has ended.
+	cEmpty bool
+	crOff  bool
 }
 
-func (s *scanner) reset(opt Options, fn func(Field) error) {
+func (s *scanner) reset(opt Options, fn func(Reading) error) {
 	s.max = opt.MaxField
 	if s.max <= 0 {
 		s.max = DefaultMaxField
 	}
 	s.all = opt.AllSenderFields
-	s.fn = fn
-	s.st, s.cur, s.skip, s.cr, s.done, s.canon = sLineStart, kNone, kNone, false, false, ""
-	s.crLine, s.lineKind = false, kNone
-	s.val = s.val[:0]
+	s.fn, s.infoFn = fn, opt.Info
+	s.st, s.cur, s.skip, s.cr, s.crlf, s.done, s.canon, s.cOnly = sLineStart, kNone, kNone, false, false, false, "", false
+	s.crOn, s.cEmpty, s.crOff = false, true, false
+	s.val, s.info = s.val[:0], s.info[:0]
 	s.name.reset()
 }
 
@@ -221,12 +237,12 @@ func (s *scanner) scan(p []byte) error {
 			s.cr = false
 			if b == '\n' {
 				i++
-				if err := s.lineEnd(); err != nil || s.done {
+				if err := s.lineEnd(true); err != nil || s.done {
 					return err
 				}
 				continue
 			}
-			if err := s.bareCR(b == ' ' || b == '\t'); err != nil {
+			if err := s.bareCR(isBlank(b)); err != nil {
 				return err
 			}
 			// b is processed below, in the state bareCR left.
@@ -238,13 +254,14 @@ func (s *scanner) scan(p []byte) error {
 			continue
 		case '\n':
 			i++
-			if err := s.lineEnd(); err != nil || s.done {
+			if err := s.lineEnd(false); err != nil || s.done {
 				return err
 			}
 			continue
 		}
+		s.cEmpty = false
 		// Fast paths: bulk-skip or bulk-copy up to the next CR or LF.
-		if s.st == sSkip || s.st == sValue {
+		if (s.st == sSkip && !s.crOn) || s.st == sValue || s.st == sInfo {
 			if lf < i {
 				lf = indexFrom(p, i, '\n')
 			}
@@ -252,10 +269,8 @@ func (s *scanner) scan(p []byte) error {
 			if k := indexFrom(p[:lf], i, '\r'); k < lf {
 				j = k
 			}
-			if s.st == sValue {
-				if err := s.appendValue(p[i:j]); err != nil {
-					return err
-				}
+			if err := s.hold(p[i:j]); err != nil {
+				return err
 			}
 			i = j
 			continue
@@ -280,18 +295,19 @@ func indexFrom(p []byte, i int, c byte) int {
 func (s *scanner) byte(b byte) error {
 	switch s.st {
 	case sLineStart:
-		if b == ' ' || b == '\t' {
+		if isBlank(b) {
 			switch s.cur {
 			case kSender:
 				s.st = sValue
-				return s.appendValue([]byte{b})
+				return s.fold(b)
+			case kInfo:
+				s.st = sInfo
+				return s.fold(b)
 			case kOther:
 				s.st, s.skip = sSkip, kOther
 			case kName:
 				s.st = sName
-				if !s.name.indent() {
-					s.st = sAfterName
-				}
+				s.feedName(b)
 			default:
 				s.st = sIndent
 			}
@@ -300,135 +316,189 @@ func (s *scanner) byte(b byte) error {
 		if err := s.finish(); err != nil {
 			return err
 		}
-		s.startName(false)
+		s.startName()
 		return s.byte(b)
 	case sIndent:
-		if b == ' ' || b == '\t' {
+		if isBlank(b) {
 			return nil
 		}
-		s.startName(false)
+		s.startName()
 		return s.byte(b)
 	case sName:
-		switch {
-		case b == ':':
-			return s.colon()
-		case b == ' ' || b == '\t':
-			if !s.name.indent() {
-				s.st = sAfterName
-			}
-		default:
-			s.name.add(b)
-		}
-		return nil
-	case sAfterName:
-		switch {
-		case b == ':':
-			return s.colon()
-		case b == ' ' || b == '\t' || ignorable(b):
-		default:
-			s.skipLine(kNone)
-		}
-		return nil
-	case sValue:
-		return s.appendValue([]byte{b})
-	}
-	return nil // sSkip
-}
-
-// startName starts reading a field name, at the start of a line or, when cr is true,
-// after a bare CR inside one.
-func (s *scanner) startName(cr bool) {
-	s.st, s.crLine = sName, cr
-	s.name.reset()
-}
-
-// skipLine skips the rest of a line that is not held; k says whether it is a field
-// (kOther) or not (kNone). A name that started after a bare CR does not change what
-// the line is: only a sender field found there matters (and is held), so that an
-// indented line continues the line as ScanField sees it.
-func (s *scanner) skipLine(k kind) {
-	if s.crLine {
-		k = s.lineKind
-	}
-	s.st, s.skip, s.lineKind = sSkip, k, k
-}
-
-// colon ends the name: a sender field is held, anything else is skipped.
-func (s *scanner) colon() error {
-	if canon, ok := s.name.sender(s.all); ok {
-		s.st, s.canon = sValue, canon
-		s.val = s.val[:0]
-		return nil
-	}
-	if s.name.field() {
-		s.skipLine(kOther)
-	} else {
-		s.skipLine(kNone)
+		return s.feedName(b)
+	case sSkip:
+		return s.feedCR(b)
+	case sValue, sInfo:
+		return s.hold([]byte{b})
 	}
 	return nil
 }
 
-// lineEnd handles LF or CRLF.
-func (s *scanner) lineEnd() error {
+// startName starts reading the name of a line.
+func (s *scanner) startName() {
+	s.st = sName
+	s.name.reset()
+	s.crOn = false
+}
+
+// startCRName starts reading the name of a field that begins after a bare CR, unless
+// the readers that end lines there have seen the end of their header.
+func (s *scanner) startCRName() {
+	s.crOn = !s.crOff
+	if s.crOn {
+		s.crName.reset()
+	}
+}
+
+// feedName feeds one byte of the line's name, and of a name begun after a bare CR in it.
+func (s *scanner) feedName(b byte) error {
+	st := s.name.feed(b)
+	var crSt nameState
+	if s.crOn {
+		crSt = s.crName.feed(b)
+	}
+	switch st {
+	case nameColon:
+		if canon, ok := s.name.name(s.all, s.infoFn != nil); ok {
+			s.crOn = false
+			return s.holdField(canon, false)
+		}
+		k := kNone
+		if s.name.field() {
+			k = kOther
+		}
+		if s.crOn && crSt == nameColon {
+			s.crOn = false
+			if canon, ok := s.crName.name(s.all, false); ok {
+				return s.holdField(canon, true)
+			}
+		}
+		s.st, s.skip = sSkip, k
+	case nameNot:
+		s.st, s.skip = sSkip, kNone
+	}
+	if s.crOn && (crSt == nameNot || crSt == nameColon) {
+		s.crOn = false
+	}
+	return nil
+}
+
+// feedCR feeds a skipped byte to the name begun after a bare CR, if any.
+func (s *scanner) feedCR(b byte) error {
+	if !s.crOn {
+		return nil
+	}
+	switch s.crName.feed(b) {
+	case nameColon:
+		s.crOn = false
+		if canon, ok := s.crName.name(s.all, false); ok {
+			return s.holdField(canon, true)
+		}
+	case nameNot:
+		s.crOn = false
+	}
+	return nil
+}
+
+// holdField starts holding the value of the field whose name was just read: a sender
+// field, or an info field for Options.Info.
+func (s *scanner) holdField(canon string, cOnly bool) error {
+	s.canon, s.cOnly = canon, cOnly
+	if canon == nameMessageID || canon == nameContentType {
+		s.st, s.info = sInfo, s.info[:0]
+		return nil
+	}
+	s.st, s.val = sValue, s.val[:0]
+	return nil
+}
+
+// lineEnd handles LF or CRLF (crlf).
+func (s *scanner) lineEnd(crlf bool) error {
+	if s.cEmpty && s.st != sLineStart {
+		s.crOff = true // an empty line for readers that end lines at a bare CR
+	}
+	s.cEmpty = true
 	switch s.st {
 	case sLineStart:
 		// A truly empty line: the header section ends here.
 		s.done = true
 		return s.finish()
-	case sName, sAfterName:
+	case sName:
 		s.cur = kName
 	case sSkip:
 		s.cur = s.skip
 	case sValue:
-		s.cur = kSender
+		s.cur, s.crlf = kSender, crlf
+	case sInfo:
+		s.cur, s.crlf = kInfo, crlf
 	case sIndent:
 		s.cur = kNone
 	}
+	// A name begun after a bare CR stays alive: an indented line may bring its colon
+	// ("Received: x\rFrom" LF HT ": y"); a line that is no continuation starts afresh.
 	s.st = sLineStart
 	return nil
 }
 
-// bareCR handles a CR not followed by LF; fold says whether a blank follows it. A bare
-// CR before a blank is a fold. Before anything else it starts a new line for finding
-// field names, except in a held value, which keeps it and is searched again when it ends
-// (see nested).
-func (s *scanner) bareCR(fold bool) error {
+// bareCR handles a CR not followed by LF; blank says whether a blank follows it (a fold).
+func (s *scanner) bareCR(blank bool) error {
+	if s.cEmpty {
+		s.crOff = true // an empty line for readers that end lines at a bare CR
+	}
+	s.cEmpty = true
 	switch s.st {
-	case sLineStart:
-		if err := s.finish(); err != nil {
-			return err
-		}
-		s.lineKind = kNone // a line starting with CR is not a field
-		if fold {
-			s.st = sIndent
-		} else {
-			s.startName(true)
-		}
-	case sValue:
-		if !fold {
-			return s.appendValue([]byte{'\r'})
-		}
-	case sName:
-		if fold {
-			if !s.name.indent() {
-				s.st = sAfterName
+	case sLineStart, sIndent:
+		// A line that starts with a CR: its name is read with the CR dropped; for a reader
+		// that ends lines at a CR, the line before was empty (crOff is set).
+		if s.st == sLineStart {
+			if err := s.finish(); err != nil {
+				return err
 			}
-		} else {
-			s.startName(true)
 		}
-	default:
-		if !fold {
-			s.startName(true)
+		s.startName()
+		s.name.feed('\r')
+	case sName:
+		s.feedName('\r')
+		if s.st == sName && !blank {
+			s.startCRName()
 		}
+	case sSkip:
+		if !blank {
+			s.startCRName()
+		}
+	case sValue, sInfo:
+		return s.hold([]byte{'\r'})
 	}
 	return nil
 }
 
-// appendValue adds unfolded value bytes to the held field, dropping leading blanks.
-func (s *scanner) appendValue(p []byte) error {
+// fold adds the held field's last line end and the blank b that continues it.
+func (s *scanner) fold(b byte) error {
+	eol := []byte("\n")
+	if s.crlf {
+		eol = []byte("\r\n")
+	}
+	if err := s.hold(eol); err != nil {
+		return err
+	}
+	return s.hold([]byte{b})
+}
+
+// hold adds bytes to the held value (in sValue or sInfo; nothing otherwise).
+func (s *scanner) hold(p []byte) error {
+	switch s.st {
+	case sInfo:
+		if room := MaxInfo - len(s.info); room > 0 {
+			s.info = append(s.info, p[:min(len(p), room)]...)
+		}
+		return nil
+	case sValue:
+	default:
+		return nil
+	}
 	if len(s.val) == 0 {
-		for len(p) > 0 && (p[0] == ' ' || p[0] == '\t') {
-			p = p[1:]
+		for len(p) > 0 && isBlank(p[0]) {
+			p = p[1:] // blanks before the value: trimmed anyway, and not counted
 		}
 	}
 	need := len(s.val) + len(p)
@@ -446,18 +516,23 @@ func (s *scanner) appendValue(p []byte) error {
 
 // finish reports the held field, if the line before was one.
 func (s *scanner) finish() error {
-	if s.cur != kSender {
-		return nil
-	}
+	k := s.cur
 	s.cur = kNone
-	return s.report()
+	switch k {
+	case kSender:
+		return s.report()
+	case kInfo:
+		s.reportInfo()
+	}
+	return nil
 }
 
 func (s *scanner) report() error {
-	if err := s.fn(Field{Name: s.canon, Value: trim(s.val)}); err != nil {
-		return err
-	}
-	return nested(s.val, s.all, s.fn)
+	return fieldReadings(s.canon, true, s.cOnly, s.val, s.all, &s.unfolded, s.fn)
+}
+
+func (s *scanner) reportInfo() {
+	s.infoFn(s.canon, trim(unfold(nil, s.info)))
 }
 
 // eof ends the scan at the end of the input.
@@ -468,27 +543,13 @@ func (s *scanner) eof() error {
 			return err
 		}
 	}
-	if s.st == sValue {
+	switch s.st {
+	case sValue:
 		return s.report()
-	}
-	if s.st == sLineStart {
+	case sInfo:
+		s.reportInfo()
+	case sLineStart:
 		return s.finish()
 	}
 	return nil
-}
-
-// trim removes blanks from both ends of a value, and line ends from its end.
-func trim(v []byte) []byte {
-	for len(v) > 0 && (v[0] == ' ' || v[0] == '\t') {
-		v = v[1:]
-	}
-	for len(v) > 0 {
-		switch v[len(v)-1] {
-		case ' ', '\t', '\r', '\n':
-			v = v[:len(v)-1]
-			continue
-		}
-		break
-	}
-	return v
 }

@@ -89,7 +89,7 @@ func run(input []byte, opt Options, wrap func(io.Reader) io.Reader) result {
 	var out bytes.Buffer
 	var res result
 	wr := wrap(src)
-	res.n, res.err = Scan(wr, &out, opt, func(f Field) error {
+	res.n, res.err = Scan(wr, &out, opt, func(f Reading) error {
 		res.fields = append(res.fields, got{f.Name, string(f.Value)})
 		return nil
 	})

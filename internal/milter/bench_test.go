@@ -7,13 +7,17 @@ import (
 	"time"
 
 	lib "github.com/d--j/go-milter"
+
+	"block-forged-sender/internal/policy"
 )
 
 // BenchmarkServer drives the server with many concurrent milter connections (GOMAXPROCS×
 // -cpu parallelism, see b.SetParallelism), each sending whole messages the way Postfix does,
 // and reports messages per second and per-message latency percentiles.
 func BenchmarkServer(b *testing.B) {
-	_, addr := startServer(b, Config{Decider: &nopDecider{}, Metrics: new(Metrics)})
+	cfg, _ := config(b, policy.Config{})
+	cfg.Metrics = new(Metrics)
+	_, addr := startServer(b, cfg)
 	msg := message{
 		client: "192.0.2.7", host: "mx.northwind-traders.example", sender: "sales@northwind-traders.example",
 		rcpts: []string{"frontoffice@acme-corp.example"},
@@ -73,7 +77,3 @@ func BenchmarkServer(b *testing.B) {
 	b.ReportMetric(pct(0.90), "p90-µs")
 	b.ReportMetric(pct(0.99), "p99-µs")
 }
-
-type nopDecider struct{}
-
-func (nopDecider) Decide(in *Input) (Result, error) { return Result{}, nil }

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"block-forged-sender/internal/header"
 )
 
 // Metrics counts the milter's verdicts and latencies and serves them in the Prometheus
@@ -20,7 +22,7 @@ type Metrics struct {
 	mu       sync.Mutex
 	messages map[counterKey]uint64
 	message  histogram // MAIL FROM to verdict
-	decide   histogram // one Decider call
+	decide   histogram // one batch of look-ups
 }
 
 type counterKey struct {
@@ -45,31 +47,39 @@ func (h *histogram) add(d time.Duration) {
 	h.n++
 }
 
-// reasonLabel is the reason label of a verdict: the rule's reason on reject, a fixed class
-// on a fault (never the error text, which may hold addresses), "trusted" for a trusted pass.
-func reasonLabel(e Entry) string {
+// VerdictWouldReject is the verdict label of a message monitor mode passed although a rule
+// blocks it: counted apart from the passes.
+const VerdictWouldReject Verdict = "would_reject"
+
+// labels are the verdict and reason labels of a message: the rule's reason on reject (and
+// would-reject), a fixed class on a fault (never the error text, which may hold
+// addresses), "trusted" for a trusted pass.
+func labels(e Entry) counterKey {
+	d := e.Decision
 	switch e.Verdict {
 	case VerdictReject:
-		if e.Result.Reason == "" {
-			return DefaultReason
-		}
-		return e.Result.Reason
+		return counterKey{e.Verdict, d.Reason()}
 	case VerdictPass:
-		if e.Trusted {
-			return "trusted"
+		switch {
+		case d.Trusted != "":
+			return counterKey{e.Verdict, "trusted"}
+		case d.WouldReject:
+			return counterKey{VerdictWouldReject, d.Reason()}
 		}
-		return ""
+		return counterKey{e.Verdict, ""}
 	}
 	var pe *PanicError
 	switch {
-	case errors.Is(e.Err, ErrHeaderTooLarge):
-		return "header too large"
+	case errors.Is(e.Err, header.ErrFieldTooLong):
+		return counterKey{e.Verdict, "field too long"}
+	case errors.Is(e.Err, ErrTooManyRecipients):
+		return counterKey{e.Verdict, "too many recipients"}
 	case errors.Is(e.Err, ErrShuttingDown):
-		return "shutting down"
+		return counterKey{e.Verdict, "shutting down"}
 	case errors.As(e.Err, &pe):
-		return "panic"
+		return counterKey{e.Verdict, "panic"}
 	default:
-		return "decider error"
+		return counterKey{e.Verdict, "error"}
 	}
 }
 
@@ -77,7 +87,7 @@ func (m *Metrics) observe(e Entry) {
 	if m == nil {
 		return
 	}
-	k := counterKey{e.Verdict, reasonLabel(e)}
+	k := labels(e)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.messages == nil {
@@ -127,7 +137,7 @@ func (m *Metrics) WriteText(out io.Writer) error {
 			escapeLabel(string(k.verdict)), escapeLabel(k.reason), counts[k])
 	}
 	writeHistogram(w, "bfs_milter_message_seconds", "Time from MAIL FROM to the verdict.", &message)
-	writeHistogram(w, "bfs_milter_decide_seconds", "Time of one policy decision.", &decide)
+	writeHistogram(w, "bfs_milter_decide_seconds", "Time of one batch of policy look-ups (MAIL FROM, a header field, end of header).", &decide)
 	return w.Flush()
 }
 

@@ -8,16 +8,29 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"block-forged-sender/internal/header"
+	"block-forged-sender/internal/policy"
+	"block-forged-sender/internal/rules"
 )
+
+// decidedBy is a rejection by a rule with reason.
+func decidedBy(reason string) policy.Decision {
+	return policy.Decision{Verdict: policy.Reject, Decider: &policy.Checked{Match: rules.Match{Block: &rules.Rule{Reason: reason}}}}
+}
 
 func TestMetrics(t *testing.T) {
 	m := new(Metrics)
-	m.observe(Entry{Verdict: VerdictReject, Result: Result{Reason: `our "domain" \ forged`}, Elapsed: 3 * time.Millisecond})
-	m.observe(Entry{Verdict: VerdictReject, Result: Result{Reason: `our "domain" \ forged`}, Elapsed: time.Millisecond})
-	m.observe(Entry{Verdict: VerdictReject, Elapsed: 2 * time.Minute})
-	m.observe(Entry{Verdict: VerdictPass, Trusted: true})
+	forged := decidedBy(`our "domain" \ forged`)
+	m.observe(Entry{Verdict: VerdictReject, Decision: forged, Elapsed: 3 * time.Millisecond})
+	m.observe(Entry{Verdict: VerdictReject, Decision: forged, Elapsed: time.Millisecond})
+	m.observe(Entry{Verdict: VerdictReject, Decision: decidedBy(""), Elapsed: 2 * time.Minute})
+	m.observe(Entry{Verdict: VerdictPass, Decision: policy.Decision{Verdict: policy.Pass, Trusted: policy.TrustAuth}})
 	m.observe(Entry{Verdict: VerdictPass})
-	m.observe(Entry{Verdict: VerdictTempFail, Err: ErrHeaderTooLarge})
+	would := decidedBy("forged: ours")
+	would.Verdict, would.WouldReject = policy.Pass, true
+	m.observe(Entry{Verdict: VerdictPass, Decision: would})
+	m.observe(Entry{Verdict: VerdictTempFail, Err: header.ErrFieldTooLong})
 	m.observe(Entry{Verdict: VerdictFailOpen, Err: &PanicError{Value: 1}})
 	m.observe(Entry{Verdict: VerdictTempFail, Err: errFake})
 	m.observeDecide(100 * time.Microsecond)
@@ -58,25 +71,26 @@ bfs_milter_messages_total{verdict="pass",reason=""} 1
 bfs_milter_messages_total{verdict="pass",reason="trusted"} 1
 bfs_milter_messages_total{verdict="reject",reason="our \"domain\" \\ forged"} 2
 bfs_milter_messages_total{verdict="reject",reason="sender address rejected"} 1
-bfs_milter_messages_total{verdict="tempfail",reason="decider error"} 1
-bfs_milter_messages_total{verdict="tempfail",reason="header too large"} 1
+bfs_milter_messages_total{verdict="tempfail",reason="error"} 1
+bfs_milter_messages_total{verdict="tempfail",reason="field too long"} 1
+bfs_milter_messages_total{verdict="would_reject",reason="forged: ours"} 1
 # HELP bfs_milter_message_seconds Time from MAIL FROM to the verdict.
 # TYPE bfs_milter_message_seconds histogram
-bfs_milter_message_seconds_bucket{le="0.0001"} 5
-bfs_milter_message_seconds_bucket{le="0.00025"} 5
-bfs_milter_message_seconds_bucket{le="0.0005"} 5
-bfs_milter_message_seconds_bucket{le="0.001"} 6
-bfs_milter_message_seconds_bucket{le="0.0025"} 6
-bfs_milter_message_seconds_bucket{le="0.005"} 7
+bfs_milter_message_seconds_bucket{le="0.0001"} 6
+bfs_milter_message_seconds_bucket{le="0.00025"} 6
+bfs_milter_message_seconds_bucket{le="0.0005"} 6
+bfs_milter_message_seconds_bucket{le="0.001"} 7
+bfs_milter_message_seconds_bucket{le="0.0025"} 7
+bfs_milter_message_seconds_bucket{le="0.005"} 8
 `
 	if !strings.HasPrefix(got, wantCounters) {
 		t.Errorf("metrics start =\n%s\nwant\n%s", got, wantCounters)
 	}
 	for _, line := range []string{
-		"bfs_milter_message_seconds_bucket{le=\"60\"} 7\n",
-		"bfs_milter_message_seconds_bucket{le=\"+Inf\"} 8\n",
+		"bfs_milter_message_seconds_bucket{le=\"60\"} 8\n",
+		"bfs_milter_message_seconds_bucket{le=\"+Inf\"} 9\n",
 		"bfs_milter_message_seconds_sum 120.004\n",
-		"bfs_milter_message_seconds_count 8\n",
+		"bfs_milter_message_seconds_count 9\n",
 		"bfs_milter_decide_seconds_bucket{le=\"0.0001\"} 1\n",
 		"bfs_milter_decide_seconds_count 1\n",
 	} {

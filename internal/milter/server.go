@@ -6,20 +6,25 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	lib "github.com/d--j/go-milter"
+
+	"block-forged-sender/internal/header"
+	"block-forged-sender/internal/policy"
 )
 
-// ErrHeaderTooLarge is the fault for a header section over [Config.MaxHeader].
-var ErrHeaderTooLarge = errors.New("milter: header section over the size cap")
+// ErrTooManyRecipients is the fault for a message over [MaxRecipients].
+var ErrTooManyRecipients = errors.New("milter: too many recipients")
 
 // ErrShuttingDown is the fault for a message that starts while the server shuts down.
 var ErrShuttingDown = errors.New("milter: shutting down")
 
-// PanicError is the fault for a panic in the [Decider] or the adapter; the server goes on.
+// PanicError is the fault for a panic while judging a message; the server goes on.
 type PanicError struct{ Value any }
 
 func (e *PanicError) Error() string { return fmt.Sprintf("milter: panic: %v", e.Value) }
@@ -35,13 +40,12 @@ const protocol = lib.OptNoHelo | lib.OptNoData | lib.OptNoUnknown | lib.OptNoBod
 // for the replies to be written: the library writes a reply after the handler returns.
 const replyGrace = 500 * time.Millisecond
 
-// keepBuffer is the largest header buffer a connection keeps for its next message.
-const keepBuffer = 64 << 10
-
 // Server is a milter server. Create it with [NewServer].
 type Server struct {
 	cfg Config
 	lib *lib.Server
+
+	sessions atomic.Uint64 // milter connections so far: the session ids
 
 	mu       sync.Mutex
 	inFlight int           // messages between MAIL FROM and their verdict
@@ -49,17 +53,18 @@ type Server struct {
 	closing  bool
 }
 
-// NewServer returns a server that answers with cfg. It panics if cfg.Decider is nil.
+// NewServer returns a server that answers with cfg. It panics if cfg.Policy or cfg.Rules
+// is nil.
 func NewServer(cfg Config) *Server {
-	if cfg.Decider == nil {
-		panic("milter: Config.Decider is nil")
+	if cfg.Policy == nil || cfg.Rules == nil {
+		panic("milter: Config.Policy or Config.Rules is nil")
 	}
-	if cfg.MaxHeader <= 0 {
-		cfg.MaxHeader = DefaultMaxHeader
+	if cfg.MaxField <= 0 {
+		cfg.MaxField = header.DefaultMaxField
 	}
 	s := &Server{cfg: cfg}
 	opts := []lib.Option{
-		lib.WithMilter(func() lib.Milter { return &session{srv: s} }),
+		lib.WithMilter(func() lib.Milter { return &session{srv: s, id: strconv.FormatUint(s.sessions.Add(1), 10)} }),
 		lib.WithProtocols(protocol),
 		lib.WithActions(0),
 		lib.WithMacroRequest(lib.StageMail, []lib.MacroName{lib.MacroQueueId, lib.MacroAuthAuthen}),
@@ -160,41 +165,21 @@ func (s *Server) end() {
 	}
 }
 
-func (s *Server) trusted(ip netip.Addr) bool {
-	if !ip.IsValid() {
-		return false
-	}
-	ip = ip.Unmap()
-	for _, p := range s.cfg.TrustedNets {
-		if p.Contains(ip) {
-			return true
-		}
-	}
-	return false
-}
-
 // session is the state of one milter connection: the client, and the message in progress.
 type session struct {
 	lib.NoOpMilter
 	srv *Server
+	id  string
 
-	leadSpace  bool // the MTA keeps the white space after the colon
 	clientIP   netip.Addr
 	clientHost string
 
 	// the message in progress; active from MAIL FROM to its verdict
-	active   bool
-	start    time.Time
-	in       Input
-	overflow bool // over Config.MaxHeader: the verdict is a fault
-	used     int  // header and recipient bytes held
-	trusted  bool
-	buf      []byte
-}
-
-func (m *session) NewConnection(mod lib.Modifier) error {
-	m.leadSpace = mod.Protocol()&lib.OptHeaderLeadingSpace != 0
-	return nil
+	active bool
+	start  time.Time
+	judge  *policy.Judge
+	e      Entry
+	fault  error // a fault met while the MTA goes on talking: the verdict at the next reply
 }
 
 func (m *session) Connect(host, family string, port uint16, addr string, mod lib.Modifier) (*lib.Response, error) {
@@ -213,84 +198,81 @@ func (m *session) Connect(host, family string, port uint16, addr string, mod lib
 
 func (m *session) MailFrom(from, esmtpArgs string, mod lib.Modifier) (resp *lib.Response, err error) {
 	m.finish() // a message the MTA dropped without an Abort
-	m.in = Input{
-		Stage:      StageMail,
+	m.e = Entry{
+		Session:    m.id,
 		QueueID:    mod.Get(lib.MacroQueueId),
 		ClientIP:   m.clientIP,
 		ClientHost: m.clientHost,
 		AuthUser:   mod.Get(lib.MacroAuthAuthen),
 		Sender:     from,
 	}
-	m.overflow = false
-	m.used = 0
-	m.trusted = false
-	m.buf = m.buf[:0]
+	m.fault = nil
 	if !m.srv.begin() {
-		return m.reply(VerdictTempFail, StageMail, Result{}, ErrShuttingDown), nil
+		return m.reply(VerdictTempFail, StageMail, ErrShuttingDown), nil
 	}
 	m.active = true
 	m.start = time.Now()
-	if m.in.AuthUser != "" || m.srv.trusted(m.clientIP) {
-		m.trusted = true
-		return m.reply(VerdictPass, StageMail, Result{}, nil), nil
+	defer m.recover(StageMail, &resp)
+	m.judge = policy.NewJudge(m.srv.cfg.Policy, policy.Client{IP: m.clientIP, Host: m.clientHost, AuthUser: m.e.AuthUser})
+	if m.judge.Trusted() != "" {
+		m.e.Decision = m.judge.Decide()
+		return m.reply(VerdictPass, StageMail, nil), nil
 	}
-	return m.decide()
+	m.with(func() { m.judge.Sender(from) })
+	d := m.judge.Decide()
+	switch d.Verdict {
+	case policy.Reject, policy.TempFail:
+		return m.verdict(StageMail, d), nil
+	}
+	return lib.RespContinue, nil // a pass needs the header; monitor mode logs at its end
 }
 
 func (m *session) RcptTo(rcptTo, esmtpArgs string, mod lib.Modifier) (*lib.Response, error) {
-	if m.active && !m.overflow {
-		m.used += len(rcptTo) + 16 // the string and its slice entry
-		if m.used > m.srv.cfg.MaxHeader {
-			m.overflow = true
+	if m.active && m.fault == nil {
+		if len(m.e.Recipients) >= MaxRecipients {
+			m.fault = ErrTooManyRecipients
 		} else {
-			m.in.Recipients = append(m.in.Recipients, rcptTo)
+			m.e.Recipients = append(m.e.Recipients, rcptTo)
 		}
 	}
 	return lib.RespContinue, nil
 }
 
-func (m *session) Header(name, value string, mod lib.Modifier) (*lib.Response, error) {
-	if !m.active || m.overflow {
+func (m *session) Header(name, value string, mod lib.Modifier) (resp *lib.Response, err error) {
+	if !m.active || m.judge.Trusted() != "" || m.fault != nil {
 		return lib.RespContinue, nil
 	}
-	// Neither may end the header early; a name that starts a line of its own would leave
-	// the line before it empty.
-	name = noEmptyLines(strings.TrimLeft(name, "\r\n"))
-	value = noEmptyLines(value)
-	n := len(name) + 1 + len(value) + 2
-	if !m.leadSpace {
-		n++
+	if m.e.MessageID == "" && strings.EqualFold(strings.TrimSpace(name), "Message-ID") {
+		m.e.MessageID = strings.TrimSpace(value)[:min(len(strings.TrimSpace(value)), header.MaxInfo)]
 	}
-	if m.used+n+2 > m.srv.cfg.MaxHeader {
-		m.overflow = true
-		return lib.RespContinue, nil
-	}
-	m.used += n
-	m.buf = append(m.buf, name...)
-	m.buf = append(m.buf, ':')
-	if !m.leadSpace {
-		// The MTA ate one space after the colon; any space does for the scanner.
-		m.buf = append(m.buf, ' ')
-	}
-	m.buf = append(m.buf, value...)
-	m.buf = append(m.buf, '\r', '\n')
+	defer func() {
+		if v := recover(); v != nil {
+			m.fault = &PanicError{Value: v}
+		}
+	}()
+	// Each field as the MTA delimited it, read by the same function the qmail modes use:
+	// never turned back into bytes to be scanned again.
+	opt := header.Options{MaxField: m.srv.cfg.MaxField, AllSenderFields: m.srv.cfg.Policy.AllSenderFields}
+	m.with(func() { m.fault = header.Readings([]byte(name), []byte(value), opt, m.judge.Field) })
 	return lib.RespContinue, nil
 }
 
-func (m *session) Headers(mod lib.Modifier) (*lib.Response, error) {
+func (m *session) Headers(mod lib.Modifier) (resp *lib.Response, err error) {
 	if !m.active {
 		return lib.RespContinue, nil
 	}
 	if q := mod.Get(lib.MacroQueueId); q != "" {
-		m.in.QueueID = q
+		m.e.QueueID = q
 	}
-	m.in.Stage = StageHeader
-	if m.overflow {
-		return m.reply(m.faultVerdict(), StageHeader, Result{}, ErrHeaderTooLarge), nil
+	defer m.recover(StageHeader, &resp)
+	if m.judge.Trusted() != "" {
+		return m.reply(VerdictPass, StageHeader, nil), nil
 	}
-	m.buf = append(m.buf, '\r', '\n')
-	m.in.Header = m.buf
-	return m.decide()
+	m.with(func() {
+		m.judge.Recipients(m.e.Recipients)
+		m.judge.HeaderDone(m.fault)
+	})
+	return m.verdict(StageHeader, m.judge.Decide()), nil
 }
 
 func (m *session) EndOfMessage(mod lib.Modifier) (*lib.Response, error) {
@@ -310,39 +292,46 @@ func (m *session) Cleanup(mod lib.Modifier) {
 	m.finish()
 }
 
+// with runs fn with the rules in use, released again when fn returns.
+func (m *session) with(fn func()) {
+	t := time.Now()
+	l, release := m.srv.cfg.Rules.Acquire()
+	defer func() {
+		release()
+		m.srv.cfg.Metrics.observeDecide(time.Since(t))
+	}()
+	m.judge.Use(l)
+	fn()
+}
+
+// recover turns a panic while judging into a fault reply.
+func (m *session) recover(stage Stage, resp **lib.Response) {
+	if v := recover(); v != nil {
+		*resp = m.reply(m.faultVerdict(), stage, &PanicError{Value: v})
+	}
+}
+
 // finish drops the message in progress without a verdict (aborted transaction).
 func (m *session) finish() {
 	if m.active {
 		m.active = false
 		m.srv.end()
 	}
-	m.in.Header = nil
-	if cap(m.buf) > keepBuffer {
-		m.buf = nil
-	}
+	m.judge = nil
 }
 
-// decide asks the Decider at the current stage, turning a panic into a fault.
-func (m *session) decide() (resp *lib.Response, err error) {
-	stage := m.in.Stage
-	defer func() {
-		if v := recover(); v != nil {
-			resp = m.reply(m.faultVerdict(), stage, Result{}, &PanicError{Value: v})
-		}
-	}()
-	t := time.Now()
-	res, err := m.srv.cfg.Decider.Decide(&m.in)
-	m.srv.cfg.Metrics.observeDecide(time.Since(t))
-	switch {
-	case err != nil:
-		return m.reply(m.faultVerdict(), stage, Result{}, err), nil
-	case res.Reject:
-		return m.reply(VerdictReject, stage, res, nil), nil
-	case stage == StageMail:
-		return lib.RespContinue, nil
-	default:
-		return m.reply(VerdictPass, stage, res, nil), nil
+// verdict replies with the policy's decision.
+func (m *session) verdict(stage Stage, d policy.Decision) *lib.Response {
+	m.e.Decision = d
+	switch d.Verdict {
+	case policy.Reject:
+		return m.reply(VerdictReject, stage, nil)
+	case policy.Pass:
+		return m.reply(VerdictPass, stage, nil)
+	case policy.TempFail:
+		return m.reply(m.faultVerdict(), stage, d.Err)
 	}
+	return m.reply(m.faultVerdict(), stage, errors.New("milter: no final verdict at the end of the header"))
 }
 
 func (m *session) faultVerdict() Verdict {
@@ -353,20 +342,9 @@ func (m *session) faultVerdict() Verdict {
 }
 
 // reply ends the message with verdict v: it logs, counts, and returns the MTA's answer.
-func (m *session) reply(v Verdict, stage Stage, res Result, fault error) *lib.Response {
-	e := Entry{
-		QueueID:    m.in.QueueID,
-		Stage:      stage,
-		Verdict:    v,
-		Trusted:    m.trusted,
-		ClientIP:   m.in.ClientIP,
-		ClientHost: m.in.ClientHost,
-		AuthUser:   m.in.AuthUser,
-		Sender:     m.in.Sender,
-		Recipients: m.in.Recipients,
-		Result:     res,
-		Err:        fault,
-	}
+func (m *session) reply(v Verdict, stage Stage, fault error) *lib.Response {
+	e := m.e
+	e.Stage, e.Verdict, e.Err = stage, v, fault
 	if m.active {
 		e.Elapsed = time.Since(m.start)
 	}
@@ -375,19 +353,15 @@ func (m *session) reply(v Verdict, stage Stage, res Result, fault error) *lib.Re
 	}
 	m.srv.cfg.Metrics.observe(e)
 	m.finish()
-	return response(v, res)
+	return response(v, e.Decision)
 }
 
 // response is the one place where a verdict becomes a milter reply.
-func response(v Verdict, res Result) *lib.Response {
+func response(v Verdict, d policy.Decision) *lib.Response {
 	switch v {
 	case VerdictReject:
-		reason := res.Reason
-		if reason == "" {
-			reason = DefaultReason
-		}
 		// RFC 3463 5.7.1: delivery not authorized, message refused.
-		if r, err := lib.RejectWithCodeAndReason(550, "5.7.1 "+oneLine(reason)); err == nil {
+		if r, err := lib.RejectWithCodeAndReason(550, "5.7.1 "+oneLine(d.Reason())); err == nil {
 			return r
 		}
 		return lib.RespReject
@@ -416,50 +390,4 @@ func oneLine(s string) string {
 		b.WriteRune(r)
 	}
 	return b.String()
-}
-
-// noEmptyLines returns a field value as the MTA delimited it, but unable to end the
-// rebuilt header early: line breaks at its end are dropped (the field's own CRLF follows)
-// and a run of line breaks inside it (an empty line, which would end the header for
-// header.Scan and leave the fields after it unchecked) becomes one LF. The text after such
-// a break is still read as header lines, a field among them included. Postfix and Sendmail
-// never pass such values; a milter must not depend on it.
-func noEmptyLines(v string) string {
-	if !strings.ContainsAny(v, "\r\n") {
-		return v
-	}
-	v = strings.TrimRight(v, "\r\n")
-	var b []byte
-	for i := 0; i < len(v); {
-		j := i
-		breaks := 0
-		for j < len(v) && (v[j] == '\r' || v[j] == '\n') {
-			if v[j] == '\r' && j+1 < len(v) && v[j+1] == '\n' {
-				j++ // CRLF is one break
-			}
-			j++
-			breaks++
-		}
-		switch {
-		case j == i:
-			j++
-			if b != nil {
-				b = append(b, v[i])
-			}
-		case breaks > 1:
-			if b == nil {
-				b = append(make([]byte, 0, len(v)), v[:i]...)
-			}
-			b = append(b, '\n')
-		default:
-			if b != nil {
-				b = append(b, v[i:j]...)
-			}
-		}
-		i = j
-	}
-	if b == nil {
-		return v
-	}
-	return string(b)
 }

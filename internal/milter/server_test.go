@@ -1,12 +1,13 @@
 package milter
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"sync"
@@ -14,48 +15,65 @@ import (
 	"time"
 
 	lib "github.com/d--j/go-milter"
+
+	"block-forged-sender/internal/header"
+	"block-forged-sender/internal/policy"
+	"block-forged-sender/internal/rules"
 )
 
-// fakeDecider rejects our domain in the envelope sender and in any From line of the header,
-// fails for the sender fault@fault.example and panics for panic@fault.example. It records
-// every Input it sees (with Header copied).
-type fakeDecider struct {
-	mu     sync.Mutex
-	inputs []Input
+// testRulesText: our domain (with a reason), its subdomains (without), an exception.
+const testRulesText = `@acme-corp.example	forged: our domain
+.acme-corp.example
+!alerts@acme-corp.example	monitoring
+`
+
+// testRules is a real rules list, with hooks: a look-up of fault@fault.example fails,
+// one of panic@fault.example panics, and one of block@fault.example waits until release
+// is closed (after saying so on entered).
+type testRules struct {
+	set     *rules.Set
+	entered chan struct{}
+	release chan struct{}
 }
 
 var errFake = errors.New("fake: lookup failed")
 
-func (d *fakeDecider) Decide(in *Input) (Result, error) {
-	cp := *in
-	cp.Header = bytes.Clone(in.Header)
-	cp.Recipients = append([]string(nil), in.Recipients...)
-	d.mu.Lock()
-	d.inputs = append(d.inputs, cp)
-	d.mu.Unlock()
-	switch in.Sender {
-	case "fault@fault.example":
-		return Result{}, errFake
-	case "panic@fault.example":
-		panic("boom")
+func newTestRules(t testing.TB) *testRules {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "badsenders")
+	if err := os.WriteFile(p, []byte(testRulesText), 0o644); err != nil {
+		t.Fatal(err)
 	}
-	if strings.HasSuffix(in.Sender, "@acme-corp.example") {
-		return Result{Reject: true, Reason: "forged: our domain", Source: "envelope", Address: in.Sender, Rule: "badsenders:1"}, nil
+	s, _, err := rules.Load(p)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if in.Stage == StageHeader {
-		for _, line := range strings.Split(string(in.Header), "\r\n") {
-			if strings.HasPrefix(line, "From:") && strings.Contains(line, "@acme-corp.example") {
-				return Result{Reject: true, Source: "From", Address: strings.TrimSpace(line[5:]), Rule: "badsenders:2"}, nil
-			}
-		}
-	}
-	return Result{}, nil
+	t.Cleanup(func() { s.Close() })
+	return &testRules{set: s, entered: make(chan struct{}, 1), release: make(chan struct{})}
 }
 
-func (d *fakeDecider) seen() []Input {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return append([]Input(nil), d.inputs...)
+func (r *testRules) Acquire() (policy.Lookuper, func()) { return r, func() {} }
+
+func (r *testRules) Lookup(addr string, sc rules.Scope) (rules.Match, error) {
+	switch addr {
+	case "fault@fault.example":
+		return rules.Match{}, errFake
+	case "panic@fault.example":
+		panic("boom")
+	case "block@fault.example":
+		r.entered <- struct{}{}
+		<-r.release
+	}
+	return r.set.Lookup(addr, sc)
+}
+
+// config is a server configuration with the test rules.
+func config(t testing.TB, pc policy.Config) (Config, *testRules) {
+	r := newTestRules(t)
+	if pc.DefaultHost == nil {
+		pc.DefaultHost = func() (string, error) { return "acme-corp.example", nil }
+	}
+	return Config{Policy: &pc, Rules: r}, r
 }
 
 // logSink collects the log entries.
@@ -186,111 +204,146 @@ const (
 	tempfail = "451 4.7.1 temporary failure in the sender check, try again later"
 )
 
+// decision is the part of an Entry's decision a test checks.
+type decision struct {
+	verdict policy.Verdict
+	trusted string
+	matched string // Source:Address of the decider
+	would   bool
+}
+
+func decisionOf(d policy.Decision) decision {
+	got := decision{verdict: d.Verdict, trusted: d.Trusted, would: d.WouldReject}
+	if d.Decider != nil {
+		got.matched = d.Decider.Source + ":" + d.Decider.Address
+	}
+	return got
+}
+
 func TestVerdicts(t *testing.T) {
 	legit := [][2]string{{"From", " Partner <sales@northwind-traders.example>"}, {"Subject", " hi"}}
+	partner := netip.MustParseAddr("192.0.2.7")
 	cases := []struct {
-		name   string
-		cfg    Config
-		msg    message
-		want   act
-		stages []Stage // the Decider calls
-		entry  Entry
+		name     string
+		policy   policy.Config
+		failOpen bool
+		maxField int
+		msg      message
+		want     act
+		entry    Entry // Decision and Err are compared apart
+		decision decision
+		err      error
 	}{{
-		name:   "legitimate",
-		msg:    message{client: "192.0.2.7", host: "mx.northwind-traders.example", queueID: "4Q1", sender: "sales@northwind-traders.example", rcpts: []string{"frontoffice@acme-corp.example"}, fields: legit},
-		want:   act{"eoh", 250, accept},
-		stages: []Stage{StageMail, StageHeader},
-		entry:  Entry{QueueID: "4Q1", Stage: StageHeader, Verdict: VerdictPass, ClientIP: netip.MustParseAddr("192.0.2.7"), ClientHost: "mx.northwind-traders.example", Sender: "sales@northwind-traders.example", Recipients: []string{"frontoffice@acme-corp.example"}},
+		name:     "legitimate",
+		msg:      message{client: "192.0.2.7", host: "mx.northwind-traders.example", queueID: "4Q1", sender: "sales@northwind-traders.example", rcpts: []string{"frontoffice@acme-corp.example"}, fields: legit},
+		want:     act{"eoh", 250, accept},
+		entry:    Entry{QueueID: "4Q1", Stage: StageHeader, Verdict: VerdictPass, ClientIP: partner, ClientHost: "mx.northwind-traders.example", Sender: "sales@northwind-traders.example", Recipients: []string{"frontoffice@acme-corp.example"}},
+		decision: decision{verdict: policy.Pass},
 	}, {
-		name:   "envelope rejected at MAIL FROM",
-		msg:    message{client: "192.0.2.7", host: "unknown", queueID: "4Q2", sender: "noc@acme-corp.example", rcpts: []string{"frontoffice@acme-corp.example"}, fields: legit},
-		want:   act{"mail", 550, "550 5.7.1 forged: our domain"},
-		stages: []Stage{StageMail},
-		entry:  Entry{QueueID: "4Q2", Stage: StageMail, Verdict: VerdictReject, ClientIP: netip.MustParseAddr("192.0.2.7"), Sender: "noc@acme-corp.example", Result: Result{Reject: true, Reason: "forged: our domain", Source: "envelope", Address: "noc@acme-corp.example", Rule: "badsenders:1"}},
+		name:     "envelope rejected at MAIL FROM",
+		msg:      message{client: "192.0.2.7", host: "unknown", queueID: "4Q2", sender: "noc@acme-corp.example", rcpts: []string{"frontoffice@acme-corp.example"}, fields: legit},
+		want:     act{"mail", 550, "550 5.7.1 forged: our domain"},
+		entry:    Entry{QueueID: "4Q2", Stage: StageMail, Verdict: VerdictReject, ClientIP: partner, Sender: "noc@acme-corp.example"},
+		decision: decision{verdict: policy.Reject, matched: "envelope:noc@acme-corp.example"},
 	}, {
-		name:   "header From rejected at end of header, default reason",
-		msg:    message{client: "2001:db8::1", host: "[2001:db8::1]", queueID: "4Q3", sender: "bounce@lure-mailer.example", rcpts: []string{"a@acme-corp.example", "b@acme-corp.example"}, fields: [][2]string{{"Subject", " x"}, {"From", " CEO <ceo@acme-corp.example>"}}},
-		want:   act{"eoh", 550, "550 5.7.1 " + DefaultReason},
-		stages: []Stage{StageMail, StageHeader},
-		entry:  Entry{QueueID: "4Q3", Stage: StageHeader, Verdict: VerdictReject, ClientIP: netip.MustParseAddr("2001:db8::1"), Sender: "bounce@lure-mailer.example", Recipients: []string{"a@acme-corp.example", "b@acme-corp.example"}, Result: Result{Reject: true, Source: "From", Address: "CEO <ceo@acme-corp.example>", Rule: "badsenders:2"}},
+		name:     "header From rejected at end of header, default reason",
+		msg:      message{client: "2001:db8::1", host: "[2001:db8::1]", queueID: "4Q3", sender: "bounce@lure-mailer.example", rcpts: []string{"a@acme-corp.example", "b@acme-corp.example"}, fields: [][2]string{{"Subject", " x"}, {"From", " CEO <ceo@hq.acme-corp.example>"}}},
+		want:     act{"eoh", 550, "550 5.7.1 " + policy.DefaultReason},
+		entry:    Entry{QueueID: "4Q3", Stage: StageHeader, Verdict: VerdictReject, ClientIP: netip.MustParseAddr("2001:db8::1"), Sender: "bounce@lure-mailer.example", Recipients: []string{"a@acme-corp.example", "b@acme-corp.example"}},
+		decision: decision{verdict: policy.Reject, matched: "From:ceo@hq.acme-corp.example"},
 	}, {
-		name:  "authenticated session passes unchecked",
-		msg:   message{client: "192.0.2.7", host: "unknown", auth: "alice", queueID: "4Q4", sender: "alice@acme-corp.example", fields: legit},
-		want:  act{"mail", 250, accept},
-		entry: Entry{QueueID: "4Q4", Stage: StageMail, Verdict: VerdictPass, Trusted: true, ClientIP: netip.MustParseAddr("192.0.2.7"), AuthUser: "alice", Sender: "alice@acme-corp.example"},
+		name:     "authenticated session passes unchecked",
+		msg:      message{client: "192.0.2.7", host: "unknown", auth: "alice", queueID: "4Q4", sender: "alice@acme-corp.example", fields: legit},
+		want:     act{"mail", 250, accept},
+		entry:    Entry{QueueID: "4Q4", Stage: StageMail, Verdict: VerdictPass, ClientIP: partner, AuthUser: "alice", Sender: "alice@acme-corp.example"},
+		decision: decision{verdict: policy.Pass, trusted: policy.TrustAuth},
 	}, {
-		name:  "trusted network passes unchecked",
-		cfg:   Config{TrustedNets: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}},
-		msg:   message{client: "10.1.2.3", host: "unknown", queueID: "4Q5", sender: "noc@acme-corp.example"},
-		want:  act{"mail", 250, accept},
-		entry: Entry{QueueID: "4Q5", Stage: StageMail, Verdict: VerdictPass, Trusted: true, ClientIP: netip.MustParseAddr("10.1.2.3"), Sender: "noc@acme-corp.example"},
+		name:     "trusted network passes unchecked",
+		policy:   policy.Config{TrustedNetworks: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}},
+		msg:      message{client: "10.1.2.3", host: "unknown", queueID: "4Q5", sender: "noc@acme-corp.example"},
+		want:     act{"mail", 250, accept},
+		entry:    Entry{QueueID: "4Q5", Stage: StageMail, Verdict: VerdictPass, ClientIP: netip.MustParseAddr("10.1.2.3"), Sender: "noc@acme-corp.example"},
+		decision: decision{verdict: policy.Pass, trusted: policy.TrustNetwork},
 	}, {
-		name:   "untrusted network is checked",
-		cfg:    Config{TrustedNets: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}},
-		msg:    message{client: "11.1.2.3", host: "unknown", queueID: "4Q6", sender: "noc@acme-corp.example"},
-		want:   act{"mail", 550, "550 5.7.1 forged: our domain"},
-		stages: []Stage{StageMail},
-		entry:  Entry{QueueID: "4Q6", Stage: StageMail, Verdict: VerdictReject, ClientIP: netip.MustParseAddr("11.1.2.3"), Sender: "noc@acme-corp.example", Result: Result{Reject: true, Reason: "forged: our domain", Source: "envelope", Address: "noc@acme-corp.example", Rule: "badsenders:1"}},
+		name:     "untrusted network is checked",
+		policy:   policy.Config{TrustedNetworks: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}},
+		msg:      message{client: "11.1.2.3", host: "unknown", queueID: "4Q6", sender: "noc@acme-corp.example"},
+		want:     act{"mail", 550, "550 5.7.1 forged: our domain"},
+		entry:    Entry{QueueID: "4Q6", Stage: StageMail, Verdict: VerdictReject, ClientIP: netip.MustParseAddr("11.1.2.3"), Sender: "noc@acme-corp.example"},
+		decision: decision{verdict: policy.Reject, matched: "envelope:noc@acme-corp.example"},
 	}, {
-		name:   "decider fault is a temporary failure",
-		msg:    message{host: "localhost", queueID: "4Q7", sender: "fault@fault.example"},
-		want:   act{"mail", 451, tempfail},
-		stages: []Stage{StageMail},
-		entry:  Entry{QueueID: "4Q7", Stage: StageMail, Verdict: VerdictTempFail, ClientHost: "localhost", Sender: "fault@fault.example", Err: errFake},
+		name:     "look-up fault is a temporary failure",
+		msg:      message{host: "localhost", queueID: "4Q7", sender: "fault@fault.example"},
+		want:     act{"mail", 451, tempfail},
+		entry:    Entry{QueueID: "4Q7", Stage: StageMail, Verdict: VerdictTempFail, ClientHost: "localhost", Sender: "fault@fault.example"},
+		decision: decision{verdict: policy.TempFail},
+		err:      errFake,
 	}, {
-		name:   "decider fault with fail-open accepts",
-		cfg:    Config{FailOpen: true},
-		msg:    message{host: "localhost", queueID: "4Q8", sender: "fault@fault.example"},
-		want:   act{"mail", 250, accept},
-		stages: []Stage{StageMail},
-		entry:  Entry{QueueID: "4Q8", Stage: StageMail, Verdict: VerdictFailOpen, ClientHost: "localhost", Sender: "fault@fault.example", Err: errFake},
+		name:     "look-up fault with fail-open accepts",
+		failOpen: true,
+		msg:      message{host: "localhost", queueID: "4Q8", sender: "fault@fault.example"},
+		want:     act{"mail", 250, accept},
+		entry:    Entry{QueueID: "4Q8", Stage: StageMail, Verdict: VerdictFailOpen, ClientHost: "localhost", Sender: "fault@fault.example"},
+		decision: decision{verdict: policy.TempFail},
+		err:      errFake,
 	}, {
-		name:   "decider panic is a temporary failure",
-		msg:    message{host: "localhost", queueID: "4Q9", sender: "panic@fault.example"},
-		want:   act{"mail", 451, tempfail},
-		stages: []Stage{StageMail},
-		entry:  Entry{QueueID: "4Q9", Stage: StageMail, Verdict: VerdictTempFail, ClientHost: "localhost", Sender: "panic@fault.example", Err: &PanicError{Value: "boom"}},
+		name:  "look-up panic is a temporary failure",
+		msg:   message{host: "localhost", queueID: "4Q9", sender: "panic@fault.example"},
+		want:  act{"mail", 451, tempfail},
+		entry: Entry{QueueID: "4Q9", Stage: StageMail, Verdict: VerdictTempFail, ClientHost: "localhost", Sender: "panic@fault.example"},
+		err:   &PanicError{Value: "boom"},
 	}, {
-		name:   "header over the cap is a temporary failure",
-		cfg:    Config{MaxHeader: 64},
-		msg:    message{client: "192.0.2.7", host: "unknown", queueID: "4QA", sender: "x@northwind-traders.example", rcpts: []string{"frontoffice@acme-corp.example"}, fields: [][2]string{{"Subject", " " + strings.Repeat("a", 40)}, {"From", " ceo@acme-corp.example"}}},
-		want:   act{"eoh", 451, tempfail},
-		stages: []Stage{StageMail},
-		entry:  Entry{QueueID: "4QA", Stage: StageHeader, Verdict: VerdictTempFail, ClientIP: netip.MustParseAddr("192.0.2.7"), Sender: "x@northwind-traders.example", Recipients: []string{"frontoffice@acme-corp.example"}, Err: ErrHeaderTooLarge},
+		name:     "a fault in a header field is a temporary failure at the end of the header",
+		msg:      message{client: "192.0.2.7", host: "unknown", queueID: "4QC", sender: "x@northwind-traders.example", rcpts: []string{"frontoffice@acme-corp.example"}, fields: [][2]string{{"From", " fault@fault.example"}, {"Sender", " ceo@acme-corp.example"}}},
+		want:     act{"eoh", 451, tempfail},
+		entry:    Entry{QueueID: "4QC", Stage: StageHeader, Verdict: VerdictTempFail, ClientIP: partner, Sender: "x@northwind-traders.example", Recipients: []string{"frontoffice@acme-corp.example"}},
+		decision: decision{verdict: policy.TempFail},
+		err:      errFake,
 	}, {
-		name:   "null sender, reason with control bytes made one line",
-		msg:    message{client: "192.0.2.7", host: "unknown", queueID: "4QB", sender: "", rcpts: []string{"frontoffice@acme-corp.example"}, fields: [][2]string{{"From", " <ceo@acme-corp.example>"}}},
-		want:   act{"eoh", 550, "550 5.7.1 " + DefaultReason},
-		stages: []Stage{StageMail, StageHeader},
-		entry:  Entry{QueueID: "4QB", Stage: StageHeader, Verdict: VerdictReject, ClientIP: netip.MustParseAddr("192.0.2.7"), Sender: "", Recipients: []string{"frontoffice@acme-corp.example"}, Result: Result{Reject: true, Source: "From", Address: "<ceo@acme-corp.example>", Rule: "badsenders:2"}},
+		name:     "sender field over --max-field is a temporary failure",
+		maxField: 64,
+		msg:      message{client: "192.0.2.7", host: "unknown", queueID: "4QA", sender: "x@northwind-traders.example", rcpts: []string{"frontoffice@acme-corp.example"}, fields: [][2]string{{"Subject", " " + strings.Repeat("a", 100)}, {"From", " " + strings.Repeat("b", 70) + "@northwind-traders.example"}}},
+		want:     act{"eoh", 451, tempfail},
+		entry:    Entry{QueueID: "4QA", Stage: StageHeader, Verdict: VerdictTempFail, ClientIP: partner, Sender: "x@northwind-traders.example", Recipients: []string{"frontoffice@acme-corp.example"}},
+		decision: decision{verdict: policy.TempFail},
+		err:      header.ErrFieldTooLong,
+	}, {
+		name:     "null sender, From decides",
+		msg:      message{client: "192.0.2.7", host: "unknown", queueID: "4QB", sender: "", rcpts: []string{"frontoffice@acme-corp.example"}, fields: [][2]string{{"From", " <ceo@acme-corp.example>"}}},
+		want:     act{"eoh", 550, "550 5.7.1 forged: our domain"},
+		entry:    Entry{QueueID: "4QB", Stage: StageHeader, Verdict: VerdictReject, ClientIP: partner, Sender: "", Recipients: []string{"frontoffice@acme-corp.example"}},
+		decision: decision{verdict: policy.Reject, matched: "From:ceo@acme-corp.example"},
+	}, {
+		name:     "monitor mode passes and says so",
+		policy:   policy.Config{Mode: policy.ModeMonitor},
+		msg:      message{client: "192.0.2.7", host: "unknown", queueID: "4QD", sender: "noc@acme-corp.example", rcpts: []string{"frontoffice@acme-corp.example"}, fields: legit},
+		want:     act{"eoh", 250, accept},
+		entry:    Entry{QueueID: "4QD", Stage: StageHeader, Verdict: VerdictPass, ClientIP: partner, Sender: "noc@acme-corp.example", Recipients: []string{"frontoffice@acme-corp.example"}},
+		decision: decision{verdict: policy.Pass, matched: "envelope:noc@acme-corp.example", would: true},
 	}}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			d := &fakeDecider{}
 			sink := &logSink{}
-			tc.cfg.Decider = d
-			tc.cfg.Log = sink.log
-			_, addr := startServer(t, tc.cfg)
+			cfg, _ := config(t, tc.policy)
+			cfg.FailOpen, cfg.MaxField = tc.failOpen, tc.maxField
+			cfg.Log = sink.log
+			_, addr := startServer(t, cfg)
 			got := send(t, addr, nil, tc.msg)
 			if got != tc.want {
 				t.Errorf("reply = %+v, want %+v", got, tc.want)
-			}
-			var stages []Stage
-			for _, in := range d.seen() {
-				stages = append(stages, in.Stage)
-			}
-			if !reflect.DeepEqual(stages, tc.stages) {
-				t.Errorf("Decide stages = %v, want %v", stages, tc.stages)
 			}
 			entries := sink.all()
 			if len(entries) != 1 {
 				t.Fatalf("log entries = %+v, want one", entries)
 			}
 			e := entries[0]
-			if !errors.Is(e.Err, tc.entry.Err) && !reflect.DeepEqual(e.Err, tc.entry.Err) {
-				t.Errorf("entry.Err = %v, want %v", e.Err, tc.entry.Err)
+			if !errors.Is(e.Err, tc.err) && !reflect.DeepEqual(e.Err, tc.err) {
+				t.Errorf("entry.Err = %v, want %v", e.Err, tc.err)
 			}
-			e.Err, tc.entry.Err = nil, nil
+			if got := decisionOf(e.Decision); got != tc.decision {
+				t.Errorf("decision = %+v, want %+v", got, tc.decision)
+			}
+			e.Err, e.Decision, e.Session = nil, policy.Decision{}, ""
 			if !reflect.DeepEqual(e, tc.entry) {
 				t.Errorf("entry =\n%+v, want\n%+v", e, tc.entry)
 			}
@@ -298,94 +351,47 @@ func TestVerdicts(t *testing.T) {
 	}
 }
 
-// TestInput checks what the Decider sees: the rebuilt header bytes, the client, the
-// recipients, and the queue id that the MTA only gives at end of header.
-func TestInput(t *testing.T) {
-	d := &fakeDecider{}
-	_, addr := startServer(t, Config{Decider: d})
-	msg := message{
-		client: "192.0.2.7", host: "mx.northwind-traders.example", sender: "sales@northwind-traders.example",
-		rcpts: []string{"a@acme-corp.example", "b@acme-corp.example"},
-		fields: [][2]string{
-			{"Received", " from x\n\tby y"},
-			{"From", "  \"Sales\"\r\n <sales@northwind-traders.example>"},
-			{"X-Empty", ""},
-			{"Subject", " a\rFrom: ceo@acme-corp.example"},
-		},
-	}
-	// The queue id arrives with the EOH macros only, as Postfix sends {i} before the queue
-	// file exists: the StageMail input has none.
-	bag := lib.NewMacroBag()
-	s, err := lib.NewClient("tcp", addr).Session(bag)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	bag.Set(lib.MacroQueueId, "")
-	if _, err := s.Conn(msg.host, lib.FamilyInet, 25, msg.client); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.Helo("h"); err != nil {
-		t.Fatal(err)
-	}
-	if a, err := s.Mail(msg.sender, "SIZE=100"); err != nil || a.Type != lib.ActionContinue {
-		t.Fatalf("mail: %v %v", a, err)
-	}
-	for _, r := range msg.rcpts {
-		if _, err := s.Rcpt(r, ""); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if _, err := s.DataStart(); err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range msg.fields {
-		if _, err := s.HeaderField(f[0], f[1], nil); err != nil {
-			t.Fatal(err)
-		}
-	}
-	bag.Set(lib.MacroQueueId, "4QEOH")
-	if a, err := s.HeaderEnd(); err != nil || a.Type != lib.ActionAccept {
-		t.Fatalf("eoh: %v %v", a, err)
-	}
-	want := []Input{{
-		Stage: StageMail, ClientIP: netip.MustParseAddr("192.0.2.7"), ClientHost: "mx.northwind-traders.example",
-		Sender: "sales@northwind-traders.example",
-	}, {
-		Stage: StageHeader, QueueID: "4QEOH", ClientIP: netip.MustParseAddr("192.0.2.7"), ClientHost: "mx.northwind-traders.example",
-		Sender: "sales@northwind-traders.example", Recipients: []string{"a@acme-corp.example", "b@acme-corp.example"},
-		Header: []byte("Received: from x\n\tby y\r\n" +
-			"From:  \"Sales\"\r\n <sales@northwind-traders.example>\r\n" +
-			"X-Empty:\r\n" +
-			"Subject: a\rFrom: ceo@acme-corp.example\r\n" +
-			"\r\n"),
-	}}
-	got := d.seen()
-	for i := range got {
-		if got[i].Recipients == nil {
-			got[i].Recipients = nil
-		}
-		if len(got[i].Recipients) == 0 {
-			got[i].Recipients = nil
-		}
-		if len(got[i].Header) == 0 {
-			got[i].Header = nil
-		}
-	}
-	if !reflect.DeepEqual(got, want) {
-		t.Errorf("inputs =\n%+v\nwant\n%+v", got, want)
-		if len(got) == 2 {
-			t.Errorf("header = %q\nwant %q", got[1].Header, want[1].Header)
-		}
+// TestFields: each header field, as the MTA delimits it, goes through header.Readings:
+// values the MTA would never pass (an empty line inside, a bare CR starting a field) are
+// read as a reader would, never turned back into a header that could end early.
+func TestFields(t *testing.T) {
+	cfg, _ := config(t, policy.Config{AllSenderFields: true})
+	_, addr := startServer(t, cfg)
+	ext := message{client: "192.0.2.7", host: "unknown", sender: "x@northwind-traders.example", rcpts: []string{"frontoffice@acme-corp.example"}}
+	for _, tc := range []struct {
+		name   string
+		fields [][2]string
+		code   uint16
+	}{
+		{"folded From", [][2]string{{"From", "  \"Sales\"\r\n <sales@northwind-traders.example>"}}, 250},
+		{"folded forged From", [][2]string{{"From", " \"CEO\"\r\n <ceo@acme-corp.example>"}}, 550},
+		{"bare CR starts a From in Subject", [][2]string{{"Subject", " a\rFrom: ceo@acme-corp.example"}}, 550},
+		{"an empty line inside a value does not end the header", [][2]string{{"Subject", " a\n\n"}, {"From", " ceo@acme-corp.example"}}, 550},
+		{"an empty line inside a name does not end the header", [][2]string{{"X\r\n\r\nY", " a"}, {"From", " ceo@acme-corp.example"}}, 550},
+		{"name with a control byte", [][2]string{{"Fr\x01om", " ceo@acme-corp.example"}}, 550},
+		{"name after a line end", [][2]string{{"X-A\nFrom", " ceo@acme-corp.example"}}, 550},
+		{"Sender", [][2]string{{"From", " x@northwind-traders.example"}, {"Sender", " ceo@acme-corp.example"}}, 550},
+		{"our address in To only", [][2]string{{"From", " x@northwind-traders.example"}, {"To", " ceo@acme-corp.example"}}, 250},
+		{"the exception", [][2]string{{"From", " alerts@acme-corp.example"}}, 250},
+		{"unqualified From is ours", [][2]string{{"From", " <ceo>"}}, 550},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := ext
+			m.fields = tc.fields
+			if got := send(t, addr, nil, m); got.code != tc.code {
+				t.Errorf("reply %+v, want %d", got, tc.code)
+			}
+		})
 	}
 }
 
 // TestConnectionReuse sends three messages over one milter connection, as Postfix does for
 // one SMTP session: nothing of one message leaks into the next.
 func TestConnectionReuse(t *testing.T) {
-	d := &fakeDecider{}
 	sink := &logSink{}
-	_, addr := startServer(t, Config{Decider: d, Log: sink.log})
+	cfg, _ := config(t, policy.Config{})
+	cfg.Log = sink.log
+	_, addr := startServer(t, cfg)
 	bag := lib.NewMacroBag()
 	s, err := lib.NewClient("tcp", addr).Session(bag)
 	if err != nil {
@@ -396,7 +402,7 @@ func TestConnectionReuse(t *testing.T) {
 		msg  message
 		want act
 	}{
-		{message{client: "192.0.2.7", host: "unknown", sender: "ceo@lure.example", rcpts: []string{"a@acme-corp.example"}, fields: [][2]string{{"From", " ceo@acme-corp.example"}}}, act{"eoh", 550, "550 5.7.1 " + DefaultReason}},
+		{message{client: "192.0.2.7", host: "unknown", sender: "ceo@lure.example", rcpts: []string{"a@acme-corp.example"}, fields: [][2]string{{"From", " ceo@hq.acme-corp.example"}}}, act{"eoh", 550, "550 5.7.1 " + policy.DefaultReason}},
 		{message{client: "192.0.2.7", host: "unknown", sender: "ok@lure.example", rcpts: []string{"b@acme-corp.example"}, fields: [][2]string{{"From", " ok@lure.example"}}}, act{"eoh", 250, accept}},
 		{message{client: "192.0.2.7", host: "unknown", sender: "noc@acme-corp.example"}, act{"mail", 550, "550 5.7.1 forged: our domain"}},
 	}
@@ -414,41 +420,28 @@ func TestConnectionReuse(t *testing.T) {
 			t.Errorf("message %d: reply = %+v, want %+v", i, got, m.want)
 		}
 	}
-	in := d.seen()
-	if len(in) != 5 {
-		t.Fatalf("Decide calls = %d, want 5", len(in))
+	entries := sink.all()
+	if len(entries) != 3 {
+		t.Fatalf("log entries = %d, want 3", len(entries))
 	}
-	if got, want := string(in[3].Header), "From: ok@lure.example\r\n\r\n"; got != want {
-		t.Errorf("second message header = %q, want %q", got, want)
-	}
-	if got, want := in[3].Recipients, []string{"b@acme-corp.example"}; !reflect.DeepEqual(got, want) {
+	if got, want := entries[1].Recipients, []string{"b@acme-corp.example"}; !reflect.DeepEqual(got, want) {
 		t.Errorf("second message recipients = %q, want %q", got, want)
 	}
-	if got := len(sink.all()); got != 3 {
-		t.Errorf("log entries = %d, want 3", got)
+	if entries[1].Decision.FromCount != 1 {
+		t.Errorf("second message: %d header addresses, want 1 (none of the first)", entries[1].Decision.FromCount)
 	}
-}
-
-// blockingDecider holds every StageHeader decision until release is closed.
-type blockingDecider struct {
-	entered chan struct{}
-	release chan struct{}
-}
-
-func (d *blockingDecider) Decide(in *Input) (Result, error) {
-	if in.Stage == StageHeader {
-		d.entered <- struct{}{}
-		<-d.release
+	if entries[0].Session == "" || entries[0].Session != entries[2].Session {
+		t.Errorf("sessions %q %q %q: want one id for one connection", entries[0].Session, entries[1].Session, entries[2].Session)
 	}
-	return Result{}, nil
 }
 
 // TestShutdown: a message in flight gets its verdict, a new message is refused temporarily,
 // and Shutdown returns once the in-flight message is done.
 func TestShutdown(t *testing.T) {
-	d := &blockingDecider{entered: make(chan struct{}), release: make(chan struct{})}
 	sink := &logSink{}
-	srv, addr := startServer(t, Config{Decider: d, Log: sink.log})
+	cfg, r := config(t, policy.Config{})
+	cfg.Log = sink.log
+	srv, addr := startServer(t, cfg)
 
 	// an idle connection: connected, no message
 	idle, err := lib.NewClient("tcp", addr).Session(lib.NewMacroBag())
@@ -472,16 +465,16 @@ func TestShutdown(t *testing.T) {
 			return
 		}
 		defer s.Close()
-		a, err := runMessage(s, message{client: "192.0.2.7", host: "unknown", sender: "a@northwind-traders.example", rcpts: []string{"x@acme-corp.example"}, fields: [][2]string{{"From", " a@northwind-traders.example"}}})
+		a, err := runMessage(s, message{client: "192.0.2.7", host: "unknown", sender: "a@northwind-traders.example", rcpts: []string{"x@acme-corp.example"}, fields: [][2]string{{"From", " block@fault.example"}}})
 		if err != nil {
 			t.Errorf("in-flight message: %v", err)
 		}
 		inflight <- a
 	}()
 	select {
-	case <-d.entered:
+	case <-r.entered:
 	case <-inflight:
-		t.Fatal("the message ended before its header decision")
+		t.Fatal("the message ended before its header was judged")
 	}
 
 	shut := make(chan error, 1)
@@ -506,7 +499,7 @@ func TestShutdown(t *testing.T) {
 		t.Fatalf("Shutdown returned %v with a message in flight", err)
 	case <-time.After(50 * time.Millisecond):
 	}
-	close(d.release)
+	close(r.release)
 	if a := <-inflight; a != (act{"eoh", 250, accept}) {
 		t.Errorf("in-flight message: %+v, want accept", a)
 	}
@@ -528,8 +521,8 @@ func TestShutdown(t *testing.T) {
 }
 
 func TestShutdownContext(t *testing.T) {
-	d := &blockingDecider{entered: make(chan struct{}), release: make(chan struct{})}
-	srv, addr := startServer(t, Config{Decider: d})
+	cfg, r := config(t, policy.Config{})
+	srv, addr := startServer(t, cfg)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -539,18 +532,18 @@ func TestShutdownContext(t *testing.T) {
 			return
 		}
 		defer s.Close()
-		runMessage(s, message{client: "192.0.2.7", host: "unknown", sender: "a@b.example", rcpts: []string{"x@acme-corp.example"}, fields: [][2]string{{"From", " a@b.example"}}})
+		runMessage(s, message{client: "192.0.2.7", host: "unknown", sender: "a@b.example", rcpts: []string{"x@acme-corp.example"}, fields: [][2]string{{"From", " block@fault.example"}}})
 	}()
 	select {
-	case <-d.entered:
+	case <-r.entered:
 	case <-done:
-		t.Fatal("the message ended before its header decision")
+		t.Fatal("the message ended before its header was judged")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel()
 	if err := srv.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("Shutdown = %v, want %v", err, context.DeadlineExceeded)
 	}
-	close(d.release)
+	close(r.release)
 	<-done
 }

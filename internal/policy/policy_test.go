@@ -2,12 +2,14 @@ package policy
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
-	"block-forged-sender/internal/address"
+	"block-forged-sender/internal/header"
 	"block-forged-sender/internal/rules"
 )
 
@@ -18,7 +20,7 @@ const testRules = `@ours.example	forged: ours.example used from outside
 @customer.example	forged customer
 `
 
-func loadRules(t *testing.T) *rules.Set {
+func loadRules(t testing.TB) *rules.Set {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), "badsenders")
 	if err := os.WriteFile(p, []byte(testRules), 0o644); err != nil {
@@ -32,102 +34,268 @@ func loadRules(t *testing.T) *rules.Set {
 	return s
 }
 
-func addr(s string) address.Address {
-	a, err := address.ParseAddr(s)
-	if err != nil {
-		panic(err)
-	}
-	return a
+func host(h string) func() (string, error) { return func() (string, error) { return h, nil } }
+
+// msg is one message as a test gives it to a Judge.
+type msg struct {
+	sender string   // "" for <>
+	rcpts  []string // nil: never given
+	from   []string // From field values
+	client Client
 }
 
-func from(addrs ...string) []Candidate {
-	var c []Candidate
-	for _, a := range addrs {
-		c = append(c, Candidate{Source: "From", Addr: addr(a)})
+// judge feeds m to a new Judge in the order given ("srh": sender, recipients, header) and
+// returns its decision.
+func judge(t testing.TB, cfg *Config, l Lookuper, m msg, order string) Decision {
+	t.Helper()
+	j := NewJudge(cfg, m.client)
+	if j.Trusted() == "" {
+		j.Use(l)
 	}
-	return c
+	for _, step := range order {
+		switch step {
+		case 's':
+			j.Sender(m.sender)
+		case 'r':
+			if m.rcpts != nil {
+				j.Recipients(m.rcpts)
+			}
+		case 'h':
+			for _, v := range m.from {
+				if err := j.Field(header.Reading{Name: "From", Value: []byte(v)}); err != nil {
+					break
+				}
+			}
+			j.HeaderDone(nil)
+		}
+	}
+	return j.Decide()
 }
 
-func TestDecide(t *testing.T) {
+func TestJudge(t *testing.T) {
 	set := loadRules(t)
-	host := func(h string) func() (string, error) { return func() (string, error) { return h, nil } }
+	cfg := &Config{DefaultHost: host("Ours.Example"), Explain: true}
+	rcpt := []string{"frontoffice@ours.example"}
 	tests := []struct {
 		name    string
-		in      Input
+		cfg     *Config
+		m       msg
 		verdict Verdict
-		decider string // Source:Address of the decider, on reject
+		decider string // Source:Address of the decider
 		line    int    // line of the deciding rule
 		checked []string
 		reason  string
 	}{
-		{"external sender and From", Input{Sender: addr("a@partner.example"), Headers: from("A@Partner.example", "b@partner.example")},
-			Pass, "", 0, []string{"envelope:a@partner.example", "From:b@partner.example"}, ""},
-		{"our From", Input{Sender: addr("a@partner.example"), Headers: from("ceo@ours.example")},
+		{"external sender and From", nil, msg{sender: "a@partner.example", rcpts: rcpt, from: []string{"A@Partner.example, b@partner.example"}},
+			Pass, "", 0, []string{"envelope:a@partner.example", "From:A@Partner.example", "From:b@partner.example"}, ""},
+		{"our From", nil, msg{sender: "a@partner.example", rcpts: rcpt, from: []string{"ceo@ours.example"}},
 			Reject, "From:ceo@ours.example", 1, []string{"envelope:a@partner.example", "From:ceo@ours.example"}, "forged: ours.example used from outside"},
-		{"our envelope", Input{Sender: addr("CEO@OURS.example."), Headers: from("x@partner.example")},
+		{"our envelope", nil, msg{sender: "CEO@OURS.example.", rcpts: rcpt, from: []string{"x@partner.example"}},
 			Reject, "envelope:CEO@OURS.example.", 1, []string{"envelope:CEO@OURS.example.", "From:x@partner.example"}, "forged: ours.example used from outside"},
-		{"subdomain rule without a reason", Input{NullSender: true, Headers: from("x@hq.ours.example")},
-			Reject, "From:x@hq.ours.example", 2, []string{"From:x@hq.ours.example"}, "sender address rejected"},
-		{"first blocked address decides", Input{NullSender: true, Headers: from("alerts@ours.example", "x@hq.ours.example", "y@ours.example")},
-			Reject, "From:x@hq.ours.example", 2, []string{"From:alerts@ours.example", "From:x@hq.ours.example", "From:y@ours.example"}, "sender address rejected"},
-		{"null sender alone", Input{NullSender: true}, Pass, "", 0, nil, ""},
-		{"the exception", Input{Sender: addr("alerts@ours.example"), Headers: from("alerts@ours.example")},
-			Pass, "", 0, []string{"envelope:alerts@ours.example"}, ""},
-		{"trusted client", Input{Sender: addr("ceo@ours.example"), Trusted: "relayclient"}, Pass, "", 0, nil, ""},
-		{"allowed for this client", Input{Sender: addr("ceo@ours.example"), Allow: []string{"@ours.example"}},
+		{"envelope decides over From", nil, msg{sender: "a@hq.ours.example", rcpts: rcpt, from: []string{"ceo@ours.example"}},
+			Reject, "envelope:a@hq.ours.example", 2, []string{"envelope:a@hq.ours.example", "From:ceo@ours.example"}, DefaultReason},
+		{"subdomain rule without a reason", nil, msg{rcpts: rcpt, from: []string{"x@hq.ours.example"}},
+			Reject, "From:x@hq.ours.example", 2, []string{"From:x@hq.ours.example"}, DefaultReason},
+		{"first blocked address decides", nil, msg{rcpts: rcpt, from: []string{"alerts@ours.example, x@hq.ours.example", "y@ours.example"}},
+			Reject, "From:x@hq.ours.example", 2, []string{"From:alerts@ours.example", "From:x@hq.ours.example", "From:y@ours.example"}, DefaultReason},
+		{"null sender alone", nil, msg{rcpts: rcpt}, Pass, "", 0, nil, ""},
+		{"the exception", nil, msg{sender: "alerts@ours.example", rcpts: rcpt, from: []string{"alerts@ours.example"}},
+			Pass, "", 0, []string{"envelope:alerts@ours.example", "From:alerts@ours.example"}, ""},
+		{"relay client", nil, msg{sender: "ceo@ours.example", client: Client{RelayClient: true}}, Pass, "", 0, nil, ""},
+		{"relay client ignored", &Config{IgnoreRelayClient: true}, msg{sender: "ceo@ours.example", rcpts: rcpt, client: Client{RelayClient: true}},
+			Reject, "envelope:ceo@ours.example", 1, nil, "forged: ours.example used from outside"},
+		{"allowed for this client", &Config{Allow: []string{"@ours.example"}, Explain: true}, msg{sender: "ceo@ours.example", rcpts: rcpt},
 			Pass, "", 0, []string{"envelope:ceo@ours.example"}, ""},
-		{"allowed another address only", Input{Sender: addr("ceo@ours.example"), Allow: []string{"cfo@ours.example"}},
+		{"allowed another address only", &Config{Allow: []string{"cfo@ours.example"}, Explain: true}, msg{sender: "ceo@ours.example", rcpts: rcpt},
 			Reject, "envelope:ceo@ours.example", 1, []string{"envelope:ceo@ours.example"}, "forged: ours.example used from outside"},
-		{"unqualified sender is qualified", Input{Sender: addr("ceo"), DefaultHost: host("Ours.Example")},
+		{"unqualified sender is qualified", nil, msg{sender: "ceo", rcpts: rcpt},
 			Reject, "envelope:ceo@Ours.Example", 1, []string{"envelope:ceo@Ours.Example"}, "forged: ours.example used from outside"},
-		{"unqualified From is qualified", Input{NullSender: true, Headers: from("<ceo>"), DefaultHost: host("mx.partner.example")},
+		{"unqualified From is qualified", &Config{DefaultHost: host("mx.partner.example"), Explain: true}, msg{rcpts: rcpt, from: []string{"<ceo>"}},
 			Pass, "", 0, []string{"From:ceo@mx.partner.example"}, ""},
-		{"scoped exception in scope", Input{Sender: addr("inv@customer.example"), Recipients: []string{"a@customer.example"},
-			Client: rules.Scope{ClientIP: netip.MustParseAddr("192.0.2.9")}}, Pass, "", 0, []string{"envelope:inv@customer.example"}, ""},
-		{"scoped exception, client out of scope", Input{Sender: addr("inv@customer.example"), Recipients: []string{"a@customer.example"},
-			Client: rules.Scope{ClientIP: netip.MustParseAddr("198.51.100.1")}}, Reject, "envelope:inv@customer.example", 5, []string{"envelope:inv@customer.example"}, "forged customer"},
+		{"scoped exception in scope", nil, msg{sender: "inv@customer.example", rcpts: []string{"a@customer.example"},
+			client: Client{IP: netip.MustParseAddr("192.0.2.9")}}, Pass, "", 0, []string{"envelope:inv@customer.example"}, ""},
+		{"scoped exception, client out of scope", nil, msg{sender: "inv@customer.example", rcpts: []string{"a@customer.example"},
+			client: Client{IP: netip.MustParseAddr("198.51.100.1")}}, Reject, "envelope:inv@customer.example", 5, []string{"envelope:inv@customer.example"}, "forged customer"},
+		{"scoped exception, recipient out of scope", nil, msg{sender: "inv@customer.example", rcpts: []string{"a@customer.example", "b@ours.example"},
+			client: Client{IP: netip.MustParseAddr("192.0.2.9")}}, Reject, "envelope:inv@customer.example", 5, []string{"envelope:inv@customer.example"}, "forged customer"},
+		{"scoped exception in the header, recipient out of scope", nil, msg{rcpts: []string{"b@ours.example"}, from: []string{"inv@customer.example"},
+			client: Client{IP: netip.MustParseAddr("192.0.2.9")}}, Reject, "From:inv@customer.example", 5, []string{"From:inv@customer.example"}, "forged customer"},
+		{"monitor mode", &Config{Mode: ModeMonitor}, msg{sender: "ceo@ours.example", rcpts: rcpt}, Pass, "envelope:ceo@ours.example", 1, nil, ""},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			d, err := Decide(tt.in, set)
-			if err != nil {
-				t.Fatalf("Decide: %v", err)
-			}
-			var checked []string
-			for _, c := range d.Checked {
-				checked = append(checked, c.Source+":"+c.Address)
-			}
-			if d.Verdict != tt.verdict || d.Reason() != tt.reason || len(checked) != len(tt.checked) {
-				t.Fatalf("Decide = %s %q checked %q; want %s %q checked %q", d.Verdict, d.Reason(), checked, tt.verdict, tt.reason, tt.checked)
-			}
-			for i := range checked {
-				if checked[i] != tt.checked[i] {
-					t.Errorf("checked[%d] = %q, want %q", i, checked[i], tt.checked[i])
+		c := tt.cfg
+		if c == nil {
+			c = cfg
+		}
+		// Every order the callers use: qmail env and milter (sender, recipients, header),
+		// queue mode (header, then the envelope), check.
+		for _, order := range []string{"srh", "hsr", "shr", "rsh"} {
+			t.Run(tt.name+"/"+order, func(t *testing.T) {
+				d := judge(t, c, set, tt.m, order)
+				var checked []string
+				for _, ch := range d.Checked {
+					checked = append(checked, ch.Source+":"+ch.Address)
 				}
-			}
-			if tt.verdict == Reject {
-				if got := d.Decider.Source + ":" + d.Decider.Address; got != tt.decider || d.Rule().Line != tt.line {
-					t.Errorf("decider %s (line %d), want %s (line %d)", got, d.Rule().Line, tt.decider, tt.line)
+				if d.Verdict != tt.verdict || d.Err != nil {
+					t.Fatalf("verdict %s (%v), want %s", d.Verdict, d.Err, tt.verdict)
 				}
-			} else if d.Decider != nil || d.Rule() != nil {
-				t.Errorf("a pass with a decider: %+v", d.Decider)
-			}
-		})
+				if tt.decider != "" {
+					if d.Decider == nil {
+						t.Fatalf("no decider, want %s", tt.decider)
+					}
+					if got := d.Decider.Source + ":" + d.Decider.Address; got != tt.decider || d.Rule().Line != tt.line {
+						t.Errorf("decider %s (line %d), want %s (line %d)", got, d.Rule().Line, tt.decider, tt.line)
+					}
+					if d.WouldReject != (c.Mode == ModeMonitor) {
+						t.Errorf("WouldReject = %v in mode %q", d.WouldReject, c.Mode)
+					}
+				} else if d.Decider != nil {
+					t.Errorf("a pass with a decider: %+v", d.Decider)
+				}
+				if tt.verdict == Reject && d.Reason() != tt.reason {
+					t.Errorf("reason %q, want %q", d.Reason(), tt.reason)
+				}
+				if c.Explain && order == "srh" && fmt.Sprint(checked) != fmt.Sprint(tt.checked) {
+					t.Errorf("checked %q, want %q", checked, tt.checked)
+				}
+			})
+		}
 	}
 }
 
-func TestDecideErrors(t *testing.T) {
+// TestJudgeIncomplete: a verdict is Pass only when the sender, the recipients (if an
+// exception needs them) and the whole header have been seen.
+func TestJudgeIncomplete(t *testing.T) {
 	set := loadRules(t)
-	if _, err := Decide(Input{Sender: addr("ceo")}, set); !errors.Is(err, ErrNoDefaultHost) {
-		t.Errorf("unqualified sender without DefaultHost: %v, want ErrNoDefaultHost", err)
+	cfg := &Config{DefaultHost: host("ours.example")}
+	newJudge := func(c Client) *Judge { j := NewJudge(cfg, c); j.Use(set); return j }
+
+	j := newJudge(Client{})
+	j.Sender("a@partner.example")
+	if d := j.Decide(); d.Verdict != Pending {
+		t.Errorf("sender only: %s, want pending", d.Verdict)
 	}
+	j.HeaderDone(nil)
+	if d := j.Decide(); d.Verdict != Pass {
+		t.Errorf("sender and header: %s, want pass", d.Verdict)
+	}
+
+	j = newJudge(Client{})
+	j.HeaderDone(nil)
+	if d := j.Decide(); d.Verdict != Pending {
+		t.Errorf("header without a sender: %s, want pending", d.Verdict)
+	}
+
+	// An exception scoped to recipients: not a pass until the recipients are known.
+	j = newJudge(Client{IP: netip.MustParseAddr("192.0.2.9")})
+	j.Sender("inv@customer.example")
+	j.HeaderDone(nil)
+	if d := j.Decide(); d.Verdict != Pending {
+		t.Errorf("rcpt-scoped exception, recipients unknown: %s, want pending", d.Verdict)
+	}
+	j.Recipients([]string{"ap@customer.example"})
+	if d := j.Decide(); d.Verdict != Pass || d.Excepted == nil || d.Excepted.Match.Except.Line != 4 {
+		t.Errorf("recipients in scope: %s excepted %+v, want pass by line 4", d.Verdict, d.Excepted)
+	}
+
+	// A blocked address is a reject at once (the milter at MAIL FROM).
+	j = newJudge(Client{})
+	j.Sender("ceo@ours.example")
+	if d := j.Decide(); d.Verdict != Reject {
+		t.Errorf("blocked sender at MAIL FROM: %s, want reject", d.Verdict)
+	}
+
+	// A fault: never a pass, even with the rest complete.
+	j = newJudge(Client{})
+	j.Sender("a@partner.example")
+	j.Recipients([]string{"x@ours.example"})
+	j.HeaderDone(header.ErrFieldTooLong)
+	if d := j.Decide(); d.Verdict != TempFail || !errors.Is(d.Err, header.ErrFieldTooLong) {
+		t.Errorf("header over the limit: %s %v, want tempfail", d.Verdict, d.Err)
+	}
+}
+
+func TestJudgeErrors(t *testing.T) {
+	set := loadRules(t)
 	boom := errors.New("no control/me")
-	if _, err := Decide(Input{Sender: addr("ceo"), DefaultHost: func() (string, error) { return "", boom }}, set); !errors.Is(err, ErrNoDefaultHost) {
-		t.Errorf("DefaultHost failing: %v, want ErrNoDefaultHost", err)
+	for _, tc := range []struct {
+		name string
+		cfg  *Config
+		l    Lookuper
+		want error
+	}{
+		{"unqualified sender without DefaultHost", &Config{}, set, ErrNoDefaultHost},
+		{"DefaultHost failing", &Config{DefaultHost: func() (string, error) { return "", boom }}, set, ErrNoDefaultHost},
+		{"DefaultHost empty", &Config{DefaultHost: host("")}, set, ErrNoDefaultHost},
+		{"no rules", &Config{DefaultHost: host("x")}, nil, ErrNoRules},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			j := NewJudge(tc.cfg, Client{})
+			if tc.l != nil {
+				j.Use(tc.l)
+			}
+			j.Sender("ceo")
+			j.HeaderDone(nil)
+			if d := j.Decide(); d.Verdict != TempFail || !errors.Is(d.Err, tc.want) {
+				t.Errorf("Decide = %s %v, want tempfail %v", d.Verdict, d.Err, tc.want)
+			}
+		})
 	}
 	closed := loadRules(t)
 	closed.Close()
-	if d, err := Decide(Input{Sender: addr("a@partner.example")}, closed); err == nil {
-		t.Errorf("a failing look-up gave %+v and no error", d)
+	j := NewJudge(&Config{}, Client{})
+	j.Use(closed)
+	j.Sender("a@partner.example")
+	if err := j.Field(header.Reading{Name: "From", Value: []byte("b@partner.example")}); err == nil {
+		t.Error("Field after a failed look-up gave no error")
+	}
+	j.HeaderDone(nil)
+	if d := j.Decide(); d.Verdict != TempFail {
+		t.Errorf("a failing look-up gave %s", d.Verdict)
+	}
+}
+
+// TestJudgeManyMailboxes: a From with thousands of mailboxes is judged in full, each
+// address once: the blocked one at the end decides.
+func TestJudgeManyMailboxes(t *testing.T) {
+	set := loadRules(t)
+	var b strings.Builder
+	for i := range 5000 {
+		fmt.Fprintf(&b, "user%d@partner.example, ", i)
+	}
+	b.WriteString("ceo@ours.example")
+	j := NewJudge(&Config{}, Client{})
+	j.Use(set)
+	j.Sender("")
+	j.Recipients([]string{"x@ours.example"})
+	if err := j.Field(header.Reading{Name: "From", Value: []byte(b.String())}); err != nil {
+		t.Fatal(err)
+	}
+	j.HeaderDone(nil)
+	d := j.Decide()
+	if d.Verdict != Reject || d.Decider.Address != "ceo@ours.example" || d.FromCount != 5001 || len(d.From) != maxFrom {
+		t.Errorf("Decide = %s %+v, %d addresses (%d kept)", d.Verdict, d.Decider, d.FromCount, len(d.From))
+	}
+}
+
+func TestTrust(t *testing.T) {
+	nets := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
+	for _, tc := range []struct {
+		cfg    Config
+		client Client
+		want   string
+	}{
+		{Config{}, Client{}, ""},
+		{Config{}, Client{RelayClient: true}, TrustRelayClient},
+		{Config{IgnoreRelayClient: true}, Client{RelayClient: true}, ""},
+		{Config{IgnoreRelayClient: true}, Client{RelayClient: true, Trusted: true}, TrustConfigured},
+		{Config{}, Client{AuthUser: "m.okafor"}, TrustAuth},
+		{Config{TrustedNetworks: nets}, Client{IP: netip.MustParseAddr("10.1.2.3")}, TrustNetwork},
+		{Config{TrustedNetworks: nets}, Client{IP: netip.MustParseAddr("::ffff:10.1.2.3")}, TrustNetwork},
+		{Config{TrustedNetworks: nets}, Client{IP: netip.MustParseAddr("192.0.2.1")}, ""},
+	} {
+		if got := NewJudge(&tc.cfg, tc.client).Trusted(); got != tc.want {
+			t.Errorf("Trusted(%+v, %+v) = %q, want %q", tc.cfg, tc.client, got, tc.want)
+		}
 	}
 }

@@ -9,6 +9,7 @@ package qmail
 const (
 	ExitOK          = 0  // queued, or passed on by a filter
 	ExitRejected    = 31 // mail server permanently refuses the message (a rule matched)
+	ExitOutOfMemory = 51 // out of memory: a limit (--max-field, a memory limit) was hit
 	ExitTimeout     = 52 // timeout
 	ExitWriteError  = 53 // write error, e.g. disk full
 	ExitReadError   = 54 // unable to read the message or envelope

@@ -68,6 +68,15 @@ var (
 // removes it when the tests end.
 func Binaries(t testing.TB) string {
 	t.Helper()
+	dir, err := Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// Build is [Binaries] for a TestMain, before any test runs.
+func Build() (string, error) {
 	buildOnce.Do(func() {
 		binDir, buildErr = os.MkdirTemp("", "bfs-testbin-")
 		if buildErr != nil {
@@ -82,10 +91,7 @@ func Binaries(t testing.TB) string {
 			buildErr = fmt.Errorf("make build: %v\n%s", err, out)
 		}
 	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binDir
+	return binDir, buildErr
 }
 
 // Main runs the tests of a package that uses [Binaries] and removes the programs afterwards:

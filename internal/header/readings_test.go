@@ -9,7 +9,7 @@ import (
 	"testing"
 )
 
-func TestIsSenderField(t *testing.T) {
+func TestSenderName(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
 		all   bool
@@ -25,9 +25,9 @@ func TestIsSenderField(t *testing.T) {
 		{"F\x01r\x7fom\x00", false, "From", true},
 		{"From\r\n\t", false, "From", true},
 		{"Sender", true, "Sender", true},
-		{"sEnDeR", false, "Sender", false},
+		{"sEnDeR", false, "", false},
 		{"Resent-From", true, "Resent-From", true},
-		{"resent-from ", false, "Resent-From", false},
+		{"resent-from ", false, "", false},
 		{"Reply-To", true, "", false},
 		{"Fro m", true, "", false},
 		{"From:", true, "", false},
@@ -37,10 +37,21 @@ func TestIsSenderField(t *testing.T) {
 		{"Fröm", true, "", false},
 		{"", true, "", false},
 		{"\x00", true, "", false},
+		// CR and LF: dropped by some readers, a line end for others.
+		{"Fr\rom", false, "From", true},
+		{"From\r", false, "From", true},
+		{"X-Y\rFrom", false, "From", true},
+		{"X-Y\nFrom ", false, "From", true},
+		{"From\rX", false, "", false},
+		{"Message-ID", true, "", false},
+		{"Content-Type", true, "", false},
 	} {
-		canon, ok := IsSenderField([]byte(tc.name), tc.all)
+		canon, _, ok := senderName([]byte(tc.name), tc.all)
+		if !ok {
+			canon = ""
+		}
 		if canon != tc.canon || ok != tc.ok {
-			t.Errorf("IsSenderField(%q, %v) = %q, %v, want %q, %v", tc.name, tc.all, canon, ok, tc.canon, tc.ok)
+			t.Errorf("senderName(%q, %v) = %q, %v, want %q, %v", tc.name, tc.all, canon, ok, tc.canon, tc.ok)
 		}
 	}
 }
@@ -62,13 +73,13 @@ func TestUnfold(t *testing.T) {
 		{"x\x00\r\n y\x7f", "x\x00 y\x7f"},
 	} {
 		dst := []byte("pre:")
-		if got := Unfold(dst, []byte(tc.in)); string(got) != "pre:"+tc.want {
-			t.Errorf("Unfold(%q) = %q, want %q", tc.in, got[4:], tc.want)
+		if got := unfold(dst, []byte(tc.in)); string(got) != "pre:"+tc.want {
+			t.Errorf("unfold(%q) = %q, want %q", tc.in, got[4:], tc.want)
 		}
 	}
 }
 
-func TestScanField(t *testing.T) {
+func TestReadings(t *testing.T) {
 	for _, tc := range []struct {
 		name, value string
 		all         bool
@@ -79,25 +90,28 @@ func TestScanField(t *testing.T) {
 		{"Reply-To", " a@ours", true, nil},
 		{"Received", " from x\r\n\tby y\rFrom: payroll@hq.ours", false, []got{from("payroll@hq.ours")}},
 		{"Received", " x\rSender: s@ours\rFrom: f@ours", false, []got{from("f@ours")}},
-		{"Received", " x\rSender: s@ours\rFrom: f@ours", true, []got{sender("s@ours\rFrom: f@ours"), from("f@ours")}},
-		{"From", " a@ext\rFrom: noc@ours", false, []got{from("a@ext\rFrom: noc@ours"), from("noc@ours")}},
+		{"Received", " x\rSender: s@ours\rFrom: f@ours", true, []got{sender("s@ours"), from("f@ours")}},
+		{"From", " a@ext\rFrom: noc@ours", false, []got{from("a@ext\rFrom: noc@ours"), from("a@ext"), from("noc@ours")}},
 		{"Subject", " a\r\tFrom: b@ours", false, nil},
 		{"Subject", " a\rFr\x00om \t: b@ours", false, []got{from("b@ours")}},
 		{"Subject", " a\rFrom x: b@ours", false, nil},
-		{"Subject", " a\r\rFrom:b", false, []got{from("b")}},
+		{"Subject", " a\r\rFrom:b", false, nil}, // CR CR: the empty line that ends a CR reader's header
+		{"Subject", " a\rFrom: b\r\n c", false, []got{from("b c")}},
+		{"X\rFrom", " a@ours", false, []got{from("a@ours")}},
+		{"Fr\rom", " a@ours\rb", false, []got{from("a@ours\rb"), from("a@ours")}},
 	} {
 		var fields []got
-		err := ScanField([]byte(tc.name), []byte(tc.value), tc.all, func(f Field) error {
+		err := Readings([]byte(tc.name), []byte(tc.value), Options{AllSenderFields: tc.all}, func(f Reading) error {
 			fields = append(fields, got{f.Name, string(f.Value)})
 			return nil
 		})
 		if err != nil || !reflect.DeepEqual(fields, tc.want) {
-			t.Errorf("ScanField(%q, %q, %v) = %v, %v; want %v", tc.name, tc.value, tc.all, fields, err, tc.want)
+			t.Errorf("Readings(%q, %q, %v) = %v, %v; want %v", tc.name, tc.value, tc.all, fields, err, tc.want)
 		}
 	}
 	stop := errors.New("stop")
-	if err := ScanField([]byte("X"), []byte("\rFrom: a\rFrom: b"), false, func(Field) error { return stop }); err != stop {
-		t.Errorf("ScanField error = %v, want %v", err, stop)
+	if err := Readings([]byte("X"), []byte("\rFrom: a\rFrom: b"), Options{}, func(Reading) error { return stop }); err != stop {
+		t.Errorf("Readings error = %v, want %v", err, stop)
 	}
 }
 
@@ -140,26 +154,26 @@ func TestChunkingProperty(t *testing.T) {
 	}
 }
 
-// TestScanFieldMatchesScan checks that the milter's ScanField reads one field as Scan
+// TestReadingsMatchScan checks that the milter's Readings reads one field as Scan
 // reads the same field in a stream. (A line that is not a proper field, which a milter
 // never receives, is left out: Scan may read an indented line after it as a field.)
-func TestScanFieldMatchesScan(t *testing.T) {
+func TestReadingsMatchScan(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	names := []string{"From", "from \t", "Fr\x00om", "Sender", "Resent-From", "Received", "Subject"}
 	for i := range 5000 {
 		name := names[rng.IntN(len(names))]
 		value := randomMessage(rng)
 		all := i%2 == 0
-		if d := diffScanField([]byte(name), value, all); d != "" {
+		if d := diffReadings([]byte(name), value, all); d != "" {
 			t.Fatalf("field %q value %q all=%v: %s", name, value, all, d)
 		}
 	}
 }
 
-// diffScanField compares Scan of "name:value\n" with ScanField(name, value), for a value
+// diffReadings compares Scan of "name:value\n" with Readings(name, value), for a value
 // Scan reads as one field: every LF followed by a blank, and no CR or LF at its end.
 // It returns "" when they agree or the value does not qualify.
-func diffScanField(name, value []byte, all bool) string {
+func diffReadings(name, value []byte, all bool) string {
 	for i, c := range value {
 		if c == '\n' && (i+1 == len(value) || (value[i+1] != ' ' && value[i+1] != '\t')) {
 			return ""
@@ -174,15 +188,15 @@ func diffScanField(name, value []byte, all bool) string {
 	msg := append(append(append(bytes.Clone(name), ':'), value...), '\n')
 	res := run(msg, Options{AllSenderFields: all}, splits()[0].wrap)
 	var fields []got
-	err := ScanField(name, value, all, func(f Field) error {
+	err := Readings(name, value, Options{AllSenderFields: all}, func(f Reading) error {
 		fields = append(fields, got{f.Name, string(f.Value)})
 		return nil
 	})
 	if res.err != nil || err != nil {
-		return fmt.Sprintf("errors: Scan %v, ScanField %v", res.err, err)
+		return fmt.Sprintf("errors: Scan %v, Readings %v", res.err, err)
 	}
 	if !reflect.DeepEqual(res.fields, fields) {
-		return "Scan:\n" + formatFields(res.fields) + "ScanField:\n" + formatFields(fields)
+		return "Scan:\n" + formatFields(res.fields) + "Readings:\n" + formatFields(fields)
 	}
 	return ""
 }
