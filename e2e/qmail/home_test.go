@@ -183,7 +183,8 @@ func (h *qmailHome) setup() error {
 		return err
 	}
 	os.RemoveAll(src)
-	for name, text := range map[string]string{"me": hostname, "rcpthosts": ourDomain} {
+	// example.com is the README's domain (examples/badsenders).
+	for name, text := range map[string]string{"me": hostname, "rcpthosts": ourDomain + "\nexample.com"} {
 		if err := os.WriteFile(filepath.Join(h.dir, "control", name), []byte(text+"\n"), 0o644); err != nil {
 			return err
 		}
@@ -316,6 +317,14 @@ func tail(b []byte, n int) []byte {
 		return b[len(b)-n:]
 	}
 	return b
+}
+
+// newID returns a Message-ID (without brackets) no other message of the process has.
+func (h *qmailHome) newID() string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.seq++
+	return fmt.Sprintf("msg-%d@northwind-traders.example", h.seq)
 }
 
 // caseDir returns a fresh directory for one test below the home's root, readable by
