@@ -73,10 +73,10 @@ type qcase struct {
 	// QMAILQUEUE stands for the mode's QMAILQUEUE="...".
 	line    string
 	sender  string
-	from    string // the From: field's value
-	size    int    // the message is padded to this many bytes
-	vanish  bool   // the client disconnects halfway through the message
-	reply   string // the exact reply to the final dot; "250" for any "250 ok TIME qp PID"
+	from    string            // the From: field's value
+	size    int               // the message is padded to this many bytes
+	vanish  bool              // the client disconnects halfway through the message
+	reply   string            // the exact reply to the final dot; "250" for any "250 ok TIME qp PID"
 	log     map[string]string // the fields of the program's one log line; nil: no line
 	qfilter map[string]string // log under qmail-qfilter, where it differs from log
 }

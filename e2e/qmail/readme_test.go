@@ -132,7 +132,7 @@ func TestReadme(t *testing.T) {
 		t.Parallel()
 		s := start(t, "qmail-tcp.smtp-clients")
 		send(t, s, "127.0.2.7", "Invoices <invoices@example.com>", "250", pass) // BFS_ALLOW
-		send(t, s, "127.0.2.7", readmeOurs, readmeRejected, reject)              // ... that address only
+		send(t, s, "127.0.2.7", readmeOurs, readmeRejected, reject)             // ... that address only
 		send(t, s, "127.0.113.9", readmeOurs, "250", map[string]string{"verdict": "pass", "exit": "0", "mode": "monitor", "monitor": "would reject"})
 		send(t, s, "127.0.100.25", readmeOurs, "250", map[string]string{"verdict": "pass", "exit": "0", "trusted": "bfs_trusted"})
 		send(t, s, "127.0.0.9", readmeOurs, readmeRejected, reject) // the catch-all line
