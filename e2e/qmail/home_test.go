@@ -113,13 +113,16 @@ var (
 // with testenv.CannotRun when the machine lacks what it needs.
 func needQmail(t testing.TB) *qmailHome {
 	t.Helper()
-	testenv.RequireTools(t, "root", "gcc", "make", "tcpserver", "tcprules", "tcprulescheck", "useradd", "groupadd")
+	testenv.RequireTools(t, "root", "gcc", "make", "nroff", "tcpserver", "tcprules", "tcprulescheck", "useradd", "groupadd")
 	bin := testenv.Binaries(t)
 	homeOnce.Do(func() {
 		home.bin = bin
 		start := time.Now()
 		home.err = home.setup()
 		home.build = time.Since(start)
+		if home.err == nil && home.missing == "" {
+			t.Logf("built and installed notqmail and qmail-qfilter in a private qmail home in %s", home.build.Round(time.Second/10))
+		}
 	})
 	if home.missing != "" {
 		testenv.CannotRun(t, "%s", home.missing)
