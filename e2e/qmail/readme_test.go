@@ -159,29 +159,37 @@ func TestReadme(t *testing.T) {
 	})
 }
 
-// TestFirstMatchingLineOnly shows why the README has every per-client line repeat
-// QMAILQUEUE: tcprules gives a client the variables of the first line that matches it
-// alone, so a line with BFS_ALLOW and no QMAILQUEUE sends that client's mail to plain
+// TestOneLineOnly shows why the README has every per-client line repeat QMAILQUEUE: a
+// client gets the variables of the one tcp.smtp line that matches it most closely (its
+// address, else its longest prefix, else the catch-all; wherever the lines stand), and of
+// no other. A line with BFS_ALLOW and no QMAILQUEUE sends that client's mail to plain
 // qmail-queue, unchecked: forged mail is queued and the program never runs.
-func TestFirstMatchingLineOnly(t *testing.T) {
+func TestOneLineOnly(t *testing.T) {
 	h := needQmail(t)
-	dir := h.caseDir(t)
 	queue := filepath.Join(h.bin, "block-forged-sender-queue")
-	text := `127.0.0.1:allow,BFS_ALLOW="` + cfo + `"` + "\n" + `:allow,QMAILQUEUE="` + queue + `"` + "\n"
-	s := h.startServer(t, dir, serverOpts{tcpsmtp: text})
-	if out := tcprulescheck(t, filepath.Join(dir, "tcp.smtp.cdb"), "127.0.0.1"); strings.Contains(out, "QMAILQUEUE") {
-		t.Errorf("tcprulescheck for 127.0.0.1:\n%s\nwant no QMAILQUEUE", out)
+	catchAll := `:allow,QMAILQUEUE="` + queue + `"` + "\n"
+	for _, tt := range []struct {
+		name, line, reply string
+		log               map[string]string
+	}{
+		{"without QMAILQUEUE", `127.0.0.1:allow,BFS_ALLOW="` + cfo + `"`, "250", nil},
+		{"with QMAILQUEUE", `127.0.0.1:allow,QMAILQUEUE="` + queue + `",BFS_ALLOW="` + cfo + `"`, rejected,
+			map[string]string{"verdict": "reject", "exit": "82", "reason": testReason}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			dir := h.caseDir(t)
+			// The client's line below the catch-all: the order does not matter.
+			s := h.startServer(t, dir, serverOpts{tcpsmtp: catchAll + tt.line + "\n"})
+			out := tcprulescheck(t, filepath.Join(dir, "tcp.smtp.cdb"), "127.0.0.1")
+			if !strings.HasPrefix(out, "rule 127.0.0.1:\n") || strings.Contains(out, "QMAILQUEUE") != (tt.log != nil) {
+				t.Errorf("tcprulescheck for 127.0.0.1:\n%s", out)
+			}
+			id := h.newID()
+			m := mail{sender: lure, data: message(ceo, id, 0)}
+			h.transaction(t, s, "127.0.0.1", m, id, false, tt.reply, tt.log)
+		})
 	}
-	id := h.newID()
-	m := mail{sender: lure, data: message(ceo, id, 0)}
-	h.transaction(t, s, "127.0.0.1", m, id, false, "250", nil)
-	// The same client with QMAILQUEUE on its line is checked.
-	dir = h.caseDir(t)
-	text = `127.0.0.1:allow,QMAILQUEUE="` + queue + `",BFS_ALLOW="` + cfo + `"` + "\n" + `:allow,QMAILQUEUE="` + queue + `"` + "\n"
-	s = h.startServer(t, dir, serverOpts{tcpsmtp: text})
-	id = h.newID()
-	m = mail{sender: lure, data: message(ceo, id, 0)}
-	h.transaction(t, s, "127.0.0.1", m, id, false, rejected, map[string]string{"verdict": "reject", "exit": "82", "reason": testReason})
 }
 
 // TestWrapperFirstLine shows why the README insists that #!/bin/sh is the wrapper's first
@@ -261,5 +269,49 @@ func copyTree(t *testing.T, src, dst string) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestManPageExamples: the qmail examples of the manual page are the README's, which the
+// tests above run: its wrapper is the README's wrapper, and each of its tcp.smtp lines is
+// a line of one of the README's tcp.smtp blocks.
+func TestManPageExamples(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join(testenv.Root(), "docs", "block-forged-sender.8"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, examples, ok := strings.Cut(string(b), "\n.SH EXAMPLES\n")
+	if !ok {
+		t.Fatal("the manual page has no EXAMPLES section")
+	}
+	examples, _, _ = strings.Cut(examples, "\n.SH ")
+	readmeLines := map[string]bool{}
+	for _, name := range []string{"qmail-tcp.smtp", "qmail-tcp.smtp-qfilter", "qmail-tcp.smtp-clients"} {
+		for _, l := range strings.Split(testenv.Snippet(t, name), "\n") {
+			readmeLines[l] = true
+		}
+	}
+	unescape := strings.NewReplacer(`\-`, "-", `\e`, `\`)
+	var wrappers, rules int
+	for _, block := range strings.Split(examples, "\n.nf\n")[1:] {
+		block, _, _ = strings.Cut(block, "\n.fi\n")
+		block = unescape.Replace(block) + "\n"
+		switch {
+		case strings.HasPrefix(block, "#!") || strings.Contains(block, "qmail-qfilter "):
+			wrappers++
+			if want := testenv.Snippet(t, "qmail-qfilter-wrapper"); block != want {
+				t.Errorf("the manual page's wrapper:\n%s\nthe README's:\n%s", block, want)
+			}
+		case strings.Contains(block, ":allow"):
+			for _, l := range strings.Split(strings.TrimSuffix(block, "\n"), "\n") {
+				rules++
+				if !readmeLines[l] {
+					t.Errorf("the manual page's tcp.smtp line %q is in no tcp.smtp block of the README", l)
+				}
+			}
+		}
+	}
+	if wrappers != 1 || rules == 0 {
+		t.Errorf("the manual page's EXAMPLES have %d wrappers and %d tcp.smtp lines; want 1 and some", wrappers, rules)
 	}
 }
