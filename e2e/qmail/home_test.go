@@ -163,6 +163,14 @@ func (h *qmailHome) setup() error {
 	if err := os.Chmod(h.root, 0o755); err != nil {
 		return err
 	}
+	for d := filepath.Dir(h.root); ; d = filepath.Dir(d) {
+		if fi, err := os.Stat(d); err != nil || fi.Mode().Perm()&0o001 == 0 {
+			return fmt.Errorf("the qmail accounts cannot reach %s: %s is not searchable by others (set TMPDIR)", h.root, d)
+		}
+		if d == filepath.Dir(d) {
+			break
+		}
+	}
 	h.dir = filepath.Join(h.root, "qmail")
 	h.tmp = filepath.Join(h.root, "tmp")
 	src := filepath.Join(h.root, "src")

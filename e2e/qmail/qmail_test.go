@@ -69,8 +69,8 @@ const rejected = "554 " + testReason + " (#5.7.1)"
 // A qcase is one SMTP transaction and what must come of it.
 type qcase struct {
 	name string
-	// line is the tcp.smtp line for 127.0.0.1, above ":allow,QMAILQUEUE=...";
-	// QMAILQUEUE stands for the mode's QMAILQUEUE="...".
+	// line is the tcp.smtp line for 127.0.0.1, beside the catch-all ":allow,QMAILQUEUE=...";
+	// in it, QMAILQUEUE stands for the mode's QMAILQUEUE="...".
 	line    string
 	sender  string
 	from    string            // the From: field's value
@@ -97,7 +97,8 @@ var qcases = []qcase{
 	{name: "BFS_MODE monitor from tcprules", line: `127.0.0.1:allow,QMAILQUEUE,BFS_MODE="monitor"`, sender: lure, from: ceo,
 		reply: "250", log: map[string]string{"verdict": "pass", "exit": "0", "mode": "monitor", "monitor": "would reject"}},
 	// Past DATABYTES qmail-smtpd still runs the queue program, with the message cut short
-	// and an empty envelope, and answers 552 whatever it returns.
+	// and an empty envelope, and answers 552 whatever it returns. So it does when the client
+	// vanishes. qmail-qfilter then stops at the empty envelope: the filter never runs.
 	{name: "DATABYTES exceeded", line: `127.0.0.1:allow,QMAILQUEUE,DATABYTES="2000"`, sender: partner, from: partner, size: 4096,
 		reply: "552 sorry, that message size exceeds my databytes limit (#5.3.4)",
 		log:   map[string]string{"verdict": "tempfail", "exit": "91"}, qfilter: map[string]string{}},
