@@ -34,8 +34,10 @@ test: check-format build
 		echo "corpus not found at $(CORPUS)" >&2; exit 1; \
 	else echo "skipping the shared corpus: $(CORPUS) not found"; fi
 
-# The end-to-end tests against a real, private Postfix alone (as root, with Debian's postfix
-# and swaks; `make test` runs them too, and skips them without root or the tools).
+# The end-to-end tests alone: a real, private Postfix and Sendmail (as root, with Debian's
+# postfix and swaks) and a real notqmail qmail-smtpd built from ../shared/vendor (as root,
+# with gcc, make, ucspi-tcp, daemontools); `make test` runs them too, and skips them without
+# root or the tools.
 e2e:
 	CGO_ENABLED=1 $(GO) test -race -count=1 -v ./e2e/...
 

@@ -6,7 +6,7 @@
 //
 // DIR holds perf-1k.json, perf-10m.json, thru-file.json, thru-pipe.json, queue.json and
 // compile.json (hyperfine --export-json, commands named with -n), rss.txt (lines "NAME
-// KIB"), gobench.txt and milter.txt (go test -bench -benchmem output). A missing file
+// KIB"), gobench.txt, milter.txt and qmail.txt (go test -bench output). A missing file
 // gives a row that says so.
 package main
 
@@ -288,6 +288,26 @@ func goRows(dir string) []row {
 	return rows
 }
 
+// qmailRows are measurement 8: whole SMTP transactions through a real qmail-smtpd
+// (e2e/qmail BenchmarkQmailTransaction), four setups interleaved in one run. Target: queue
+// mode adds no more to plain qmail-queue than qmail-qfilter running cat does.
+func qmailRows(dir string) []row {
+	q := readGoBenches(filepath.Join(dir, "qmail.txt"))["BenchmarkQmailTransaction"]
+	if q == nil || q["plain-p50-ms"] == 0 {
+		return []row{missing("8", "SMTP transaction through qmail-smtpd", "qmail.txt")}
+	}
+	lat := func(s string) string { return fmt.Sprintf("%.2f ms (p90 %.2f ms)", q[s+"-p50-ms"], q[s+"-p90-ms"]) }
+	plain := fmt.Sprintf("plain %.2f ms", q["plain-p50-ms"])
+	added := func(s string) string { return fmt.Sprintf("+%.2f ms", q[s+"-added-ms"]) }
+	return []row{
+		{"8", "SMTP transaction through qmail-smtpd, 4 KB message: plain qmail-queue", lat("plain"), "", "", "", ""},
+		{"8", "… queue mode (QMAILQUEUE = block-forged-sender-queue)", lat("queue"), plain, added("queue"),
+			fmt.Sprintf("≤ qmail-qfilter + cat (+%.2f ms)", q["qfilter-cat-added-ms"]), verdict(q["queue-added-ms"] <= q["qfilter-cat-added-ms"])},
+		{"8", "… qmail-qfilter + filter", lat("qfilter-filter"), plain, added("qfilter-filter"), "", ""},
+		{"8", "… qmail-qfilter + cat", lat("qfilter-cat"), plain, added("qfilter-cat"), "", ""},
+	}
+}
+
 func report(w io.Writer, dir string) {
 	var rows []row
 	rows = append(rows, perMessage(dir, "perf-1k.json", "1", "filter, 4 KiB message, 1,000 compiled rules", 1.5)...)
@@ -299,6 +319,7 @@ func report(w io.Writer, dir string) {
 	rows = append(rows, perMessage(dir, "queue.json", "4", "queue mode, 4 KiB message, 1,000 rules, stand-in qmail-queue", 0)...)
 	rows = append(rows, compile(dir))
 	rows = append(rows, goRows(dir)...)
+	rows = append(rows, qmailRows(dir)...)
 
 	fmt.Fprintln(w, "| # | measurement | ours | baseline | ratio | target | met |")
 	fmt.Fprintln(w, "|---|---|---|---|---|---|---|")
