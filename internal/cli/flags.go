@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Env looks up an environment variable; ok reports whether it is set (even empty).
@@ -77,7 +78,7 @@ func (e *UsageError) Error() string { return e.Msg }
 // words for an administrator (no Go parser internals).
 func (fs *FlagSet) Parse(args []string, e Env) error {
 	if err := fs.FlagSet.Parse(args); err != nil {
-		return &UsageError{fs.cmd + ": " + flagError(err)}
+		return &UsageError{fs.cmd + ": " + fs.flagError(err)}
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
@@ -101,13 +102,23 @@ func (fs *FlagSet) Parse(args []string, e Env) error {
 }
 
 // flagError rewrites the flag package's error in an administrator's words.
-func flagError(err error) string {
+func (fs *FlagSet) flagError(err error) string {
 	s := err.Error()
 	// "invalid value "x" for flag -max-field: parse error"
 	if rest, ok := strings.CutPrefix(s, "invalid value "); ok {
 		if q, after, ok := strings.Cut(rest, " for flag -"); ok {
 			name, why, _ := strings.Cut(after, ": ")
+			if f := fs.Lookup(name); f != nil {
+				return fmt.Sprintf("--%s %s: %s", name, q, valueError(f, errors.New(why)))
+			}
 			return fmt.Sprintf("--%s %s: %s", name, q, plain(why))
+		}
+	}
+	// "invalid boolean value "maybe" for -sender-fields: parse error"
+	if rest, ok := strings.CutPrefix(s, "invalid boolean value "); ok {
+		if q, after, ok := strings.Cut(rest, " for -"); ok {
+			name, _, _ := strings.Cut(after, ": ")
+			return fmt.Sprintf("--%s %s: not on or off (1, 0, yes, no, true, false)", name, q)
 		}
 	}
 	if rest, ok := strings.CutPrefix(s, "flag provided but not defined: -"); ok {
@@ -119,9 +130,21 @@ func flagError(err error) string {
 	return s
 }
 
-// valueError is what is wrong with a flag's value.
+// valueError is what is wrong with a flag's value, by the kind of value it takes.
 func valueError(f *flag.Flag, err error) string {
-	return plain(err.Error())
+	why := err.Error()
+	if !strings.Contains(why, "parse error") && !strings.Contains(why, "invalid syntax") && !strings.HasPrefix(why, "time: ") {
+		return plain(why) // a message of our own (--allow, --trusted-networks)
+	}
+	switch f.Value.(flag.Getter).Get().(type) {
+	case int, int64, uint, uint64:
+		return "not a whole number"
+	case time.Duration:
+		return "not a duration (e.g. 30s, 5m, 1h)"
+	case bool:
+		return "not on or off (1, 0, yes, no, true, false)"
+	}
+	return plain(why)
 }
 
 // plain replaces the strconv and time parsers' messages with words.
@@ -133,10 +156,6 @@ func plain(why string) string {
 		return "out of range"
 	case strings.HasPrefix(why, "time: "):
 		return "not a duration (e.g. 30s, 5m, 1h)"
-	}
-	var ne *strconv.NumError
-	if errors.As(errors.New(why), &ne) {
-		return "not a number"
 	}
 	return why
 }
