@@ -141,3 +141,64 @@ func TestHelpAndVersion(t *testing.T) {
 		t.Errorf("no command: exit %d, want 2", res.code)
 	}
 }
+
+// TestUsability: help that ends, one-line errors, words that agree with their numbers.
+func TestUsability(t *testing.T) {
+	// Help for help, however it is asked, prints the usage once: no recursion.
+	for _, args := range [][]string{{"help", "--help"}, {"--help", "--help"}, {"-h", "-h"}, {"help", "help"}, {"help", "-h"}} {
+		res := proc{args: args}.run(t)
+		if res.code != 0 || !strings.HasPrefix(string(res.stdout), "usage: block-forged-sender COMMAND") || bytes.Count(res.stdout, []byte("usage:")) != 1 {
+			t.Errorf("%q: exit %d, stdout %.80q", args, res.code, res.stdout)
+		}
+	}
+	if res := (proc{args: []string{"version", "--help"}}).run(t); res.code != 0 || !strings.HasPrefix(string(res.stdout), "usage: block-forged-sender version") {
+		t.Errorf("version --help: exit %d, %q", res.code, res.stdout)
+	}
+	if res := (proc{args: []string{"help", "nosuch"}}).run(t); res.code != 2 || !strings.Contains(string(res.stderr), `unknown command "nosuch"`) {
+		t.Errorf("help nosuch: exit %d, stderr %q", res.code, res.stderr)
+	}
+	// No backticks (the flag package's argument-name quoting) in any help.
+	for _, cmd := range []string{"filter", "queue", "check", "compile", "milter"} {
+		if res := (proc{args: []string{cmd, "--help"}}).run(t); bytes.ContainsRune(res.stdout, '`') {
+			t.Errorf("%s --help shows backticks:\n%s", cmd, res.stdout)
+		}
+	}
+	// A bad value is one line naming the flag, in words; never the whole help.
+	for _, tc := range []struct {
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{[]string{"check", "--max-field", "lots", "-"}, nil, "block-forged-sender check: --max-field \"lots\": not a whole number\n"},
+		{[]string{"check", "--sender", "a@b"}, map[string]string{"BFS_SENDERFIELDS": "maybe"}, "block-forged-sender check: BFS_SENDERFIELDS=\"maybe\": not on or off (1, 0, yes, no, true, false)\n"},
+		{[]string{"check", "--bogus"}, nil, "block-forged-sender check: unknown flag --bogus (see --help)\n"},
+	} {
+		res := proc{args: tc.args, env: tc.env}.run(t)
+		if res.code != 2 || string(res.stderr) != tc.want || len(res.stdout) != 0 {
+			t.Errorf("%q: exit %d, stdout %q, stderr %q; want 2 and %q", tc.args, res.code, res.stdout, res.stderr, tc.want)
+		}
+	}
+	// In filter mode the same goes into the one log line, with the configuration's exit.
+	res := proc{args: []string{"filter"}, env: map[string]string{"BFS_TIMEOUT": "soon"}, stdin: []byte(legitMsg)}.run(t)
+	if f := logFields(t, res.stderr); res.code != 55 || f["error"] != `"configuration: block-forged-sender filter: BFS_TIMEOUT=\"soon\": not a duration (e.g. 30s, 5m, 1h)"` {
+		t.Errorf("filter with BFS_TIMEOUT=soon: exit %d, log %s", res.code, res.stderr)
+	}
+	// "1 entry", "2 entries".
+	for text, want := range map[string]string{"@x.example\n": "compiled 1 entry from", "@x.example\n@y.example\n": "compiled 2 entries from"} {
+		res := proc{args: []string{"compile", rulesFile(t, text)}}.run(t)
+		if res.code != 0 || !strings.Contains(string(res.stdout), want) {
+			t.Errorf("compile of %q: exit %d, %q; want %q", text, res.code, res.stdout, want)
+		}
+	}
+}
+
+// TestUnknownVariable: a BFS_ variable no setting reads is named in the log line's warning.
+func TestUnknownVariable(t *testing.T) {
+	rules := rulesFile(t, testRules)
+	env := with(qenv(rules, "anna@partner.example", "sales@ours.example"), "BFS_IGNORE_RELAYCLIENT", "1")
+	res := proc{args: []string{"filter"}, env: env, stdin: []byte(legitMsg)}.run(t)
+	f := logFields(t, res.stderr)
+	if res.code != 0 || f["warning"] != `"unknown setting BFS_IGNORE_RELAYCLIENT ignored (not a variable of block-forged-sender filter; see its --help)"` {
+		t.Errorf("exit %d, log %s", res.code, res.stderr)
+	}
+}

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"io"
+	"strings"
 
 	"block-forged-sender/internal/cli"
 	"block-forged-sender/internal/header"
@@ -39,7 +40,9 @@ func (p *pipeline) load() (rules.LoadInfo, error) {
 	}
 	p.set = s
 	p.judge.Use(s)
-	p.rec.Warning = cli.LoadWarning(info)
+	if w := cli.LoadWarning(info); w != "" {
+		p.rec.Warning = strings.TrimPrefix(p.rec.Warning+"; "+w, "; ")
+	}
 	return info, nil
 }
 
