@@ -84,7 +84,7 @@ func TestQueueID(t *testing.T) {
 }
 
 // waitFor returns the first line of Postfix's log holding s, waiting up to 10 s for it.
-func waitFor(t *testing.T, pf *instance, s string) string {
+func waitFor(t testing.TB, pf *instance, s string) string {
 	t.Helper()
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		for _, l := range strings.Split(pf.maillog(t), "\n") {
@@ -196,12 +196,12 @@ func TestReload(t *testing.T) {
 
 // smtpClient is a minimal SMTP client for a transaction held open half way.
 type smtpClient struct {
-	t    *testing.T
+	t    testing.TB
 	conn net.Conn
 	r    *bufio.Reader
 }
 
-func dialSMTP(t *testing.T, addr string) *smtpClient {
+func dialSMTP(t testing.TB, addr string) *smtpClient {
 	t.Helper()
 	c, err := net.Dial("tcp", addr)
 	must(t, err)

@@ -41,14 +41,14 @@ const (
 
 // cannotRun ends a test that lacks something it needs: a skip, or a failure when
 // BFS_REQUIRE_TOOLS=1, so CI cannot go green by skipping.
-func cannotRun(t *testing.T, msg string) {
+func cannotRun(t testing.TB, msg string) {
 	t.Helper()
 	testenv.CannotRun(t, "%s", msg)
 }
 
 // requireTools ends the test with cannotRun unless it can run: Postfix, swaks, root, and
 // the programs named in more.
-func requireTools(t *testing.T, more ...string) {
+func requireTools(t testing.TB, more ...string) {
 	t.Helper()
 	if os.Getenv("BFS_E2E_POSTFIX") == "0" {
 		cannotRun(t, "BFS_E2E_POSTFIX=0: the Postfix end-to-end tests are switched off")
@@ -73,7 +73,7 @@ func requireTools(t *testing.T, more ...string) {
 }
 
 // ids returns the uid and gid of a system user.
-func ids(t *testing.T, name string) (uid, gid int) {
+func ids(t testing.TB, name string) (uid, gid int) {
 	t.Helper()
 	u, err := user.Lookup(name)
 	if err != nil {
@@ -102,7 +102,7 @@ type options struct {
 }
 
 // freePort returns a loopback TCP port nobody listens on right now.
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -177,7 +177,7 @@ milter_command_timeout = 10s
 `
 
 // startPostfix starts a private instance; the test's cleanup stops it and removes it.
-func startPostfix(t *testing.T, opt options) *instance {
+func startPostfix(t testing.TB, opt options) *instance {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "bfs-postfix-")
 	if err != nil {
@@ -238,7 +238,7 @@ func tail(b []byte, n int) []byte {
 	return b
 }
 
-func must(t *testing.T, err error) {
+func must(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
@@ -266,7 +266,7 @@ func (in *instance) postfix(args ...string) ([]byte, error) {
 }
 
 // stop stops master and waits until it is gone.
-func (in *instance) stop(t *testing.T) {
+func (in *instance) stop(t testing.TB) {
 	pidFile := filepath.Join(in.dir, "queue", "pid", "master.pid")
 	b, _ := os.ReadFile(pidFile)
 	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
@@ -290,7 +290,7 @@ func (in *instance) stop(t *testing.T) {
 }
 
 // maillog returns Postfix's log so far.
-func (in *instance) maillog(t *testing.T) string {
+func (in *instance) maillog(t testing.TB) string {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(in.dir, "maillog"))
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -428,7 +428,7 @@ func body(msg []byte) []byte {
 func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
 
 // program returns the path of block-forged-sender as `make build` builds it.
-func program(t *testing.T) string {
+func program(t testing.TB) string {
 	t.Helper()
 	return filepath.Join(testenv.Binaries(t), "block-forged-sender")
 }
@@ -438,7 +438,7 @@ type daemon struct {
 	cmd    *exec.Cmd
 	dir    string // owned by nobody:postfix; holds the rules, the socket and the log
 	rules  string // the rules text
-	socket string
+	socket string // the unix socket; "" on TCP
 	log    string // the daemon's stderr
 	spec   string // smtpd_milters value
 	done   chan error
@@ -447,7 +447,21 @@ type daemon struct {
 // startDaemon writes rules into a fresh directory and starts the daemon on a unix socket
 // there, as nobody in group postfix, with args after the standard ones. The test's cleanup
 // stops it with SIGTERM.
-func startDaemon(t *testing.T, rules string, args ...string) *daemon {
+func startDaemon(t testing.TB, rules string, args ...string) *daemon {
+	t.Helper()
+	return startDaemonOn(t, "", rules, args...)
+}
+
+// startDaemonTCP is startDaemon listening on a free TCP port of 127.0.0.1 instead; spec is
+// then inet:127.0.0.1:PORT, the syntax Postfix's smtpd_milters and --listen share.
+func startDaemonTCP(t testing.TB, rules string, args ...string) *daemon {
+	t.Helper()
+	return startDaemonOn(t, "inet:127.0.0.1:"+strconv.Itoa(freePort(t)), rules, args...)
+}
+
+// startDaemonOn is startDaemon on the socket spec listen; "" is milter.sock in the
+// daemon's directory.
+func startDaemonOn(t testing.TB, listen, rules string, args ...string) *daemon {
 	t.Helper()
 	bin := program(t)
 	dir, err := os.MkdirTemp("", "bfs-milter-")
@@ -459,6 +473,9 @@ func startDaemon(t *testing.T, rules string, args ...string) *daemon {
 	must(t, os.Chmod(dir, 0o750))
 	d := &daemon{dir: dir, rules: filepath.Join(dir, "badsenders"), socket: filepath.Join(dir, "milter.sock"), log: filepath.Join(dir, "log")}
 	d.spec = "unix:" + d.socket
+	if listen != "" {
+		d.spec, d.socket = listen, ""
+	}
 	must(t, os.WriteFile(d.rules, []byte(rules), 0o644))
 	must(t, os.Chown(d.rules, uid, pfGID))
 	logf, err := os.Create(d.log)
@@ -477,8 +494,12 @@ func startDaemon(t *testing.T, rules string, args ...string) *daemon {
 			t.Logf("daemon log:\n%s", tail([]byte(d.logText(t)), 8000))
 		}
 	})
+	network, addr := "unix", d.socket
+	if d.socket == "" {
+		network, addr = "tcp", strings.TrimPrefix(d.spec, "inet:")
+	}
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		if c, err := net.Dial("unix", d.socket); err == nil {
+		if c, err := net.Dial(network, addr); err == nil {
 			c.Close()
 			break
 		}
@@ -489,19 +510,30 @@ func startDaemon(t *testing.T, rules string, args ...string) *daemon {
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("daemon does not listen on %s:\n%s", d.socket, d.logText(t))
+			t.Fatalf("daemon does not listen on %s:\n%s", d.spec, d.logText(t))
 		}
 	}
-	fi, err := os.Stat(d.socket)
-	must(t, err)
-	if fi.Mode().Perm() != 0o660 {
-		t.Errorf("socket mode %v, want 0660", fi.Mode().Perm())
+	if d.socket != "" {
+		fi, err := os.Stat(d.socket)
+		must(t, err)
+		if fi.Mode().Perm() != 0o660 {
+			t.Errorf("socket mode %v, want 0660", fi.Mode().Perm())
+		}
 	}
 	return d
 }
 
+// sendmailSpec is the daemon's socket in Sendmail's syntax: unix:PATH or inet:PORT@HOST.
+func (d *daemon) sendmailSpec() string {
+	if d.socket != "" {
+		return "unix:" + d.socket
+	}
+	host, port, _ := net.SplitHostPort(strings.TrimPrefix(d.spec, "inet:"))
+	return "inet:" + port + "@" + host
+}
+
 // stop sends SIGTERM and waits for the daemon to exit; it returns the exit error.
-func (d *daemon) stop(t *testing.T) error {
+func (d *daemon) stop(t testing.TB) error {
 	t.Helper()
 	select { // exited already (the Wait goroutine owns cmd.ProcessState)
 	case err := <-d.done:
@@ -522,7 +554,7 @@ func (d *daemon) stop(t *testing.T) error {
 }
 
 // logText returns what the daemon has logged so far.
-func (d *daemon) logText(t *testing.T) string {
+func (d *daemon) logText(t testing.TB) string {
 	t.Helper()
 	b, err := os.ReadFile(d.log)
 	must(t, err)
@@ -531,7 +563,7 @@ func (d *daemon) logText(t *testing.T) string {
 
 // logLine waits for the daemon's log line of the message with this queue id and returns
 // it; "" after 10 s.
-func (d *daemon) logLine(t *testing.T, queueID string) string {
+func (d *daemon) logLine(t testing.TB, queueID string) string {
 	t.Helper()
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
 		for _, l := range strings.Split(d.logText(t), "\n") {

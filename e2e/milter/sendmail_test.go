@@ -25,7 +25,7 @@ import (
 
 // sendmailTools returns Sendmail's binary and its cf tree, ending the test with cannotRun
 // when they or m4 or unshare are missing.
-func sendmailTools(t *testing.T) (bin, cf string) {
+func sendmailTools(t testing.TB) (bin, cf string) {
 	t.Helper()
 	requireTools(t, "m4", "unshare")
 	root := os.Getenv("BFS_SENDMAIL_ROOT")
@@ -65,8 +65,9 @@ const sendmailMC = "divert(-1)\n" +
 	"define(`confQUEUE_LA', `1000')dnl\n" +
 	"FEATURE(`accept_unresolvable_domains')dnl\n" + // no DNS here
 	"RELAY_DOMAIN(`acme-corp.example')dnl\n" + // mail for it is accepted from any client
+	"FEATURE(`no_default_msa')dnl\n" + // no submission port 587 for all addresses: instances run side by side
 	"DAEMON_OPTIONS(`Port=%[3]d, Addr=127.0.0.1, Name=MTA')dnl\n" +
-	"INPUT_MAIL_FILTER(`block-forged-sender', `S=unix:%[4]s, F=T, T=S:30s;R:30s')dnl\n" +
+	"INPUT_MAIL_FILTER(`block-forged-sender', `S=%[4]s, F=T, T=S:30s;R:30s')dnl\n" +
 	"MAILER(`local')dnl\n" +
 	"MAILER(`smtp')dnl\n"
 
@@ -82,8 +83,8 @@ type smInstance struct {
 func (sm *smInstance) addr() string { return "127.0.0.1:" + strconv.Itoa(sm.port) }
 
 // startSendmail starts a private Sendmail in the foreground (-bD) with the milter at
-// socket; the test's cleanup stops it.
-func startSendmail(t *testing.T, socket string) *smInstance {
+// socket (Sendmail's syntax: unix:PATH, inet:PORT@HOST); the test's cleanup stops it.
+func startSendmail(t testing.TB, socket string) *smInstance {
 	t.Helper()
 	bin, cfTree := sendmailTools(t)
 	dir, err := os.MkdirTemp("", "bfs-sendmail-")
@@ -168,7 +169,7 @@ var smAccepted = regexp.MustCompile(`<-  250 2\.0\.0 (\w+) Message accepted for 
 func TestSendmail(t *testing.T) {
 	sendmailTools(t)
 	d := startDaemon(t, testRules)
-	sm := startSendmail(t, d.socket)
+	sm := startSendmail(t, d.sendmailSpec())
 	reason := "forged sender: acme-corp.example used from outside"
 
 	out, code := swaks(t, sm.addr(), send{from: "sales@northwind-traders.example", msg: legit})
@@ -286,7 +287,7 @@ func TestSendmailCorpus(t *testing.T) {
 	rules, err := os.ReadFile(filepath.Join(dir, "badsenders"))
 	must(t, err)
 	d := startDaemon(t, string(rules), "--trusted-networks", "127.0.0.2/32")
-	sm := startSendmail(t, d.socket)
+	sm := startSendmail(t, d.sendmailSpec())
 	runCorpus(t, dir, d, corpusMTA{
 		send:    func(t *testing.T, s send) (string, int) { return swaks(t, sm.addr(), s) },
 		changed: sendmailChanged,
