@@ -319,7 +319,7 @@ func (d *milterDecider) Decide(in *milter.Input) (milter.Result, error) {
 	c := d.cfg
 	pin := policy.Input{
 		Allow:       c.allow,
-		DefaultHost: func() (string, error) { return milterDefaultHost(c) },
+		DefaultHost: func() (string, error) { return milterDefaultHost(c, in.MTAHost) },
 	}
 	pin.Client.ClientIP = in.ClientIP.Unmap()
 	pin.Client.ClientHost = in.ClientHost
@@ -372,10 +372,14 @@ func (d *milterDecider) Decide(in *milter.Input) (milter.Result, error) {
 }
 
 // milterDefaultHost qualifies unqualified addresses in milter mode: --default-host, else
-// this machine's host name (the MTA's own domain, as Postfix's myorigin defaults to it).
-func milterDefaultHost(c *config) (string, error) {
+// the MTA's host name from its j macro (Postfix's $myhostname, which its myorigin defaults
+// to; Sendmail's $j, with which it qualifies the sender), else this machine's host name.
+func milterDefaultHost(c *config, mtaHost string) (string, error) {
 	if c.defaultHost != "" {
 		return c.defaultHost, nil
+	}
+	if mtaHost != "" {
+		return mtaHost, nil
 	}
 	return os.Hostname()
 }

@@ -32,8 +32,13 @@ type Input struct {
 	ClientIP   netip.Addr // the SMTP client; invalid when the MTA gave none (local, unknown)
 	ClientHost string     // the client's verified host name; "" when unknown
 	AuthUser   string     // SASL login name ({auth_authen}); "" when not authenticated
-	Sender     string     // MAIL FROM address without angle brackets; "" is the null sender
-	Recipients []string   // RCPT TO addresses without angle brackets, in order; none at StageMail
+	// MTAHost is the MTA's own host name, macro j at connect: Postfix's $myhostname,
+	// Sendmail's $j. "" when the MTA sent none. With it a Decider can qualify an
+	// unqualified address as the MTA does (Postfix appends $myorigin, which is
+	// $myhostname unless set otherwise).
+	MTAHost    string
+	Sender     string   // MAIL FROM address without angle brackets; "" is the null sender
+	Recipients []string // RCPT TO addresses without angle brackets, in order; none at StageMail
 
 	// Header is the header section at StageHeader, rebuilt from the fields the MTA passed as
 	// "Name:value\r\n" lines (the value as the MTA gave it, leading white space and folds

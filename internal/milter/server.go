@@ -62,6 +62,8 @@ func NewServer(cfg Config) *Server {
 		lib.WithMilter(func() lib.Milter { return &session{srv: s} }),
 		lib.WithProtocols(protocol),
 		lib.WithActions(0),
+		// The MTA sends these whatever its own macro lists say (Postfix's milter_*_macros).
+		lib.WithMacroRequest(lib.StageConnect, []lib.MacroName{lib.MacroMTAFQDN}),
 		lib.WithMacroRequest(lib.StageMail, []lib.MacroName{lib.MacroQueueId, lib.MacroAuthAuthen}),
 		lib.WithMacroRequest(lib.StageEOH, []lib.MacroName{lib.MacroQueueId}),
 	}
@@ -181,6 +183,7 @@ type session struct {
 	leadSpace  bool // the MTA keeps the white space after the colon
 	clientIP   netip.Addr
 	clientHost string
+	mtaHost    string // macro j
 
 	// the message in progress; active from MAIL FROM to its verdict
 	active   bool
@@ -199,6 +202,7 @@ func (m *session) NewConnection(mod lib.Modifier) error {
 
 func (m *session) Connect(host, family string, port uint16, addr string, mod lib.Modifier) (*lib.Response, error) {
 	m.clientIP, m.clientHost = netip.Addr{}, ""
+	m.mtaHost = mod.Get(lib.MacroMTAFQDN)
 	if family == "tcp4" || family == "tcp6" {
 		if ip, err := netip.ParseAddr(addr); err == nil {
 			m.clientIP = ip.Unmap()
@@ -218,6 +222,7 @@ func (m *session) MailFrom(from, esmtpArgs string, mod lib.Modifier) (resp *lib.
 		QueueID:    mod.Get(lib.MacroQueueId),
 		ClientIP:   m.clientIP,
 		ClientHost: m.clientHost,
+		MTAHost:    m.mtaHost,
 		AuthUser:   mod.Get(lib.MacroAuthAuthen),
 		Sender:     from,
 	}

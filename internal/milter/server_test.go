@@ -322,6 +322,7 @@ func TestInput(t *testing.T) {
 	}
 	defer s.Close()
 	bag.Set(lib.MacroQueueId, "")
+	bag.Set(lib.MacroMTAFQDN, "mx.acme-corp.example")
 	if _, err := s.Conn(msg.host, lib.FamilyInet, 25, msg.client); err != nil {
 		t.Fatal(err)
 	}
@@ -350,10 +351,10 @@ func TestInput(t *testing.T) {
 	}
 	want := []Input{{
 		Stage: StageMail, ClientIP: netip.MustParseAddr("192.0.2.7"), ClientHost: "mx.northwind-traders.example",
-		Sender: "sales@northwind-traders.example",
+		MTAHost: "mx.acme-corp.example", Sender: "sales@northwind-traders.example",
 	}, {
 		Stage: StageHeader, QueueID: "4QEOH", ClientIP: netip.MustParseAddr("192.0.2.7"), ClientHost: "mx.northwind-traders.example",
-		Sender: "sales@northwind-traders.example", Recipients: []string{"a@acme-corp.example", "b@acme-corp.example"},
+		MTAHost: "mx.acme-corp.example", Sender: "sales@northwind-traders.example", Recipients: []string{"a@acme-corp.example", "b@acme-corp.example"},
 		Header: []byte("Received: from x\n\tby y\r\n" +
 			"From:  \"Sales\"\r\n <sales@northwind-traders.example>\r\n" +
 			"X-Empty:\r\n" +
