@@ -25,6 +25,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -93,9 +94,17 @@ type instance struct {
 
 // options configure an instance.
 type options struct {
-	milter        string // smtpd_milters value; "" for none
+	// milter is where the daemon listens, as smtpd_milters names it; "" for no milter.
+	// main.cf gets the README's snippet for it (see milterConf).
+	milter        string
 	defaultAction string // milter_default_action; "" keeps Postfix's default (tempfail)
 	extra         string // more main.cf lines
+	// debian runs Debian's own master.cf (smtpd, cleanup and most others chrooted in the
+	// queue directory) with smtpd on the instance's port; otherwise nothing is chrooted.
+	debian bool
+	// beforeStart runs once the instance's directories and configuration are written,
+	// before Postfix starts (as a unit ordered Before= Postfix starts).
+	beforeStart func(*instance)
 	// saslConf is Cyrus SASL's smtpd.conf, written where Debian's Postfix reads it:
 	// $config_directory/sasl (it ignores cyrus_sasl_config_path); "" for none.
 	saslConf string
@@ -139,8 +148,9 @@ scache    unix  - - n -     1 scache
 postlog   unix-dgram n - n - 1 postlogd
 `
 
-// mainCF is the whole main.cf; %[1]s is the instance directory. The milter lines are the
-// README's: milter_protocol 6, the macros the daemon asks for, and a default action.
+// mainCF is main.cf but for the milter; %[1]s is the instance directory. startPostfix
+// adds the rest. The milter's own settings are Postfix's defaults, as in the README;
+// the two timeouts below only shorten the tests that make Postfix wait for a daemon.
 const mainCF = `compatibility_level = 3.6
 config_directory = %[1]s/conf
 queue_directory = %[1]s/queue
@@ -166,15 +176,53 @@ maillog_file = %[1]s/maillog
 maillog_file_prefixes = %[1]s
 smtputf8_enable = no
 biff = no
-smtpd_milters = %[4]s
-milter_default_action = %[5]s
-milter_protocol = 6
-milter_mail_macros = i {auth_type} {auth_authen} {auth_author} {mail_addr} {mail_host} {mail_mailer}
-milter_end_of_header_macros = i
 milter_connect_timeout = 5s
 milter_command_timeout = 10s
-%[6]s
 `
+
+// readmeSocket is the socket of the README's main.cf line, relative to the queue directory.
+const readmeSocket = "unix:block-forged-sender/milter.sock"
+
+// milterConf is the README's main.cf snippet for a daemon at spec: postfix-main.cf for a
+// unix socket, postfix-main.cf-tcp for TCP, each one smtpd_milters line, with the README's
+// socket replaced by spec where the test's daemon listens elsewhere (a directory of its
+// own, a free port).
+func milterConf(t testing.TB, spec string) string {
+	t.Helper()
+	name := "postfix-main.cf"
+	if strings.HasPrefix(spec, "inet:") {
+		name = "postfix-main.cf-tcp"
+	}
+	s := testenv.Snippet(t, name)
+	before, readme, ok := strings.Cut(strings.TrimSuffix(s, "\n"), "smtpd_milters = ")
+	if !ok || before != "" || strings.ContainsAny(readme, " \t\n#") {
+		t.Fatalf("README snippet %s is not one smtpd_milters line:\n%s", name, s)
+	}
+	if name == "postfix-main.cf" && readme != readmeSocket {
+		t.Fatalf("README snippet %s names %s, the tests expect %s", name, readme, readmeSocket)
+	}
+	return strings.ReplaceAll(s, readme, spec)
+}
+
+// debianMaster is Debian's master.cf as the postfix package ships it, with the README's
+// smtpd line (postfix-master.cf: Debian's own, chrooted) on 127.0.0.1:port instead of
+// port 25 of every address.
+func debianMaster(t testing.TB, port int) string {
+	t.Helper()
+	const dist = "/usr/share/postfix/master.cf.dist"
+	b, err := os.ReadFile(dist)
+	if err != nil {
+		cannotRun(t, fmt.Sprintf("Debian's master.cf: %v", err))
+	}
+	line := strings.TrimSuffix(testenv.Snippet(t, "postfix-master.cf"), "\n")
+	if !strings.HasPrefix(line, "smtp ") || strings.Contains(line, "\n") {
+		t.Fatalf("README snippet postfix-master.cf is not one smtp line: %q", line)
+	}
+	if !bytes.Contains(b, []byte("\n"+line+"\n")) {
+		t.Fatalf("%s has no line %q (the README's)", dist, line)
+	}
+	return strings.Replace(string(b), "\n"+line+"\n", "\n127.0.0.1:"+strconv.Itoa(port)+strings.TrimPrefix(line, "smtp")+"\n", 1)
+}
 
 // startPostfix starts a private instance; the test's cleanup stops it and removes it.
 func startPostfix(t testing.TB, opt options) *instance {
@@ -193,11 +241,28 @@ func startPostfix(t testing.TB, opt options) *instance {
 	}
 	must(t, os.Chown(filepath.Join(dir, "data"), pfUID, -1))
 	must(t, os.Chown(filepath.Join(dir, "mail"), uid, gid))
-	if opt.defaultAction == "" {
-		opt.defaultAction = "tempfail"
+	var rest string
+	if opt.milter != "" {
+		rest += milterConf(t, opt.milter)
 	}
-	must(t, os.WriteFile(filepath.Join(in.conf, "main.cf"), fmt.Appendf(nil, mainCF, dir, uid, gid, opt.milter, opt.defaultAction, opt.extra), 0o644))
-	must(t, os.WriteFile(filepath.Join(in.conf, "master.cf"), fmt.Appendf(nil, masterCF, in.port), 0o644))
+	if opt.defaultAction != "" {
+		rest += "milter_default_action = " + opt.defaultAction + "\n"
+	}
+	rest += opt.extra
+	// A parameter in opt.extra replaces the base's line (Postfix would warn of the second).
+	var conf []string
+	for _, l := range strings.SplitAfter(fmt.Sprintf(mainCF, dir, uid, gid), "\n") {
+		name, _, _ := strings.Cut(l, " = ")
+		if name == "" || !strings.Contains("\n"+opt.extra, "\n"+name+" = ") {
+			conf = append(conf, l)
+		}
+	}
+	must(t, os.WriteFile(filepath.Join(in.conf, "main.cf"), []byte(strings.Join(conf, "")+rest), 0o644))
+	master := fmt.Sprintf(masterCF, in.port)
+	if opt.debian {
+		master = debianMaster(t, in.port)
+	}
+	must(t, os.WriteFile(filepath.Join(in.conf, "master.cf"), []byte(master), 0o644))
 	must(t, os.WriteFile(filepath.Join(in.conf, "vmailbox"), []byte(recipient+" frontoffice/\n"), 0o644))
 	if opt.saslConf != "" {
 		must(t, os.Mkdir(filepath.Join(in.conf, "sasl"), 0o755))
@@ -213,6 +278,9 @@ func startPostfix(t testing.TB, opt options) *instance {
 		}
 		os.RemoveAll(dir)
 	})
+	if opt.beforeStart != nil {
+		opt.beforeStart(in)
+	}
 	if out, err := in.postfix("start"); err != nil {
 		t.Fatalf("postfix start: %v\n%s", err, out)
 	}
@@ -445,23 +513,34 @@ type daemon struct {
 }
 
 // startDaemon writes rules into a fresh directory and starts the daemon on a unix socket
-// there, as nobody in group postfix, with args after the standard ones. The test's cleanup
+// there, as nobody in group postfix, with --default-host acme-corp.example and args after
+// the standard ones (a later flag wins: "--default-host=" unsets it). The test's cleanup
 // stops it with SIGTERM.
 func startDaemon(t testing.TB, rules string, args ...string) *daemon {
 	t.Helper()
-	return startDaemonOn(t, "", rules, args...)
+	return startDaemonOn(t, "", nil, rules, args...)
 }
 
-// startDaemonTCP is startDaemon listening on a free TCP port of 127.0.0.1 instead; spec is
-// then inet:127.0.0.1:PORT, the syntax Postfix's smtpd_milters and --listen share.
+// startDaemonTCP is startDaemon listening on TCP as the README's postfix-default-tcp
+// snippet has it (BFS_LISTEN in /etc/default/block-forged-sender), on a free port instead
+// of 9318; spec is then postfix-main.cf-tcp's smtpd_milters value for that port.
 func startDaemonTCP(t testing.TB, rules string, args ...string) *daemon {
 	t.Helper()
-	return startDaemonOn(t, "inet:127.0.0.1:"+strconv.Itoa(freePort(t)), rules, args...)
+	const readmePort = "9318"
+	port := strconv.Itoa(freePort(t))
+	env := strings.Fields(strings.ReplaceAll(testenv.Snippet(t, "postfix-default-tcp"), readmePort, port))
+	conf := strings.ReplaceAll(testenv.Snippet(t, "postfix-main.cf-tcp"), readmePort, port)
+	_, spec, _ := strings.Cut(strings.TrimSpace(conf), " = ")
+	if len(env) != 1 || !strings.HasPrefix(env[0], "BFS_LISTEN=inet:") || !strings.HasPrefix(spec, "inet:") {
+		t.Fatalf("README's TCP snippets: %q and %q", env, conf)
+	}
+	return startDaemonOn(t, spec, env, rules, args...)
 }
 
-// startDaemonOn is startDaemon on the socket spec listen; "" is milter.sock in the
-// daemon's directory.
-func startDaemonOn(t testing.TB, listen, rules string, args ...string) *daemon {
+// startDaemonOn is startDaemon with the daemon at spec (smtpd_milters syntax; "" is
+// milter.sock in the daemon's directory) and env added to its environment. Without a
+// BFS_LISTEN in env, --listen spec tells the daemon where to listen.
+func startDaemonOn(t testing.TB, spec string, env []string, rules string, args ...string) *daemon {
 	t.Helper()
 	bin := program(t)
 	dir, err := os.MkdirTemp("", "bfs-milter-")
@@ -473,16 +552,32 @@ func startDaemonOn(t testing.TB, listen, rules string, args ...string) *daemon {
 	must(t, os.Chmod(dir, 0o750))
 	d := &daemon{dir: dir, rules: filepath.Join(dir, "badsenders"), socket: filepath.Join(dir, "milter.sock"), log: filepath.Join(dir, "log")}
 	d.spec = "unix:" + d.socket
-	if listen != "" {
-		d.spec, d.socket = listen, ""
+	if spec != "" {
+		d.spec = spec
+		d.socket, _ = strings.CutPrefix(spec, "unix:")
+		if strings.HasPrefix(spec, "inet:") {
+			d.socket = ""
+		}
 	}
 	must(t, os.WriteFile(d.rules, []byte(rules), 0o644))
 	must(t, os.Chown(d.rules, uid, pfGID))
 	logf, err := os.Create(d.log)
 	must(t, err)
 	defer logf.Close()
-	d.cmd = exec.Command(bin, append([]string{"milter", "--listen", d.spec, "--rules", d.rules, "--default-host", domain}, args...)...)
-	d.cmd.Env = []string{"PATH=/usr/bin:/bin"}
+	// A flag on the command line wins over the environment: --listen and --default-host
+	// only where env does not set them.
+	inEnv := func(name string) bool {
+		return slices.ContainsFunc(env, func(v string) bool { return strings.HasPrefix(v, name+"=") })
+	}
+	std := []string{"milter", "--rules", d.rules}
+	if !inEnv("BFS_DEFAULTHOST") {
+		std = append(std, "--default-host", domain)
+	}
+	if !inEnv("BFS_LISTEN") {
+		std = append(std, "--listen", d.spec)
+	}
+	d.cmd = exec.Command(bin, append(std, args...)...)
+	d.cmd.Env = append([]string{"PATH=/usr/bin:/bin"}, env...)
 	d.cmd.Stdout, d.cmd.Stderr = logf, logf
 	d.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(pfGID)}}
 	must(t, d.cmd.Start())
