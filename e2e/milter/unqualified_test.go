@@ -14,7 +14,8 @@ import (
 // mode, so the message is delivered and its log names the address it judged. Three setups:
 // Postfix's default myorigin ($myhostname) and no --default-host, where the daemon takes
 // Postfix's host name from the j macro (sent because the daemon asks for it, even with
-// main.cf's milter_connect_macros empty); Debian's myorigin = /etc/mailname naming the
+// main.cf's milter_connect_macros empty, as is the queue id with milter_end_of_header_macros
+// empty); Debian's myorigin = /etc/mailname naming the
 // domain, with that domain in BFS_DEFAULTHOST as the README says; and the same without
 // BFS_DEFAULTHOST, the mismatch the README warns of.
 func TestUnqualifiedSender(t *testing.T) {
@@ -48,7 +49,7 @@ func TestUnqualifiedSender(t *testing.T) {
 			}
 			d := startDaemonOn(t, "", env, rules, args...)
 			// The instance's main.cf sets myorigin = acme-corp.example; a later line wins.
-			extra := "myorigin = $myhostname\nmilter_connect_macros =\n"
+			extra := "myorigin = $myhostname\nmilter_connect_macros =\nmilter_end_of_header_macros =\n"
 			if tc.mailname {
 				extra = "myorigin = " + mailname + "\n"
 			}
