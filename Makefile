@@ -57,12 +57,17 @@ fuzz:
 bench: build
 	bench/run
 
-# The program, the block-forged-sender-queue link (for QMAILQUEUE) and the manual page.
+# The programs, the block-forged-sender-queue link (for QMAILQUEUE), the manual page and the
+# milter's systemd unit, its ExecStart naming the program under PREFIX
+# ($(PREFIX)/lib/systemd/system: systemd reads /usr/local/lib/systemd/system and /usr/lib/...).
+UNIT := block-forged-sender-milter.service
 install: build
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man8
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man8 $(DESTDIR)$(PREFIX)/lib/systemd/system
 	install -m 755 $(BIN) $(BINDIR)/block-forged-sender-milter $(DESTDIR)$(PREFIX)/bin/
 	ln -sf block-forged-sender $(DESTDIR)$(PREFIX)/bin/block-forged-sender-queue
 	install -m 644 docs/block-forged-sender.8 $(DESTDIR)$(PREFIX)/share/man/man8/
+	sed 's|^ExecStart=/usr/local/bin/|ExecStart=$(PREFIX)/bin/|' contrib/$(UNIT) >$(DESTDIR)$(PREFIX)/lib/systemd/system/$(UNIT)
+	chmod 644 $(DESTDIR)$(PREFIX)/lib/systemd/system/$(UNIT)
 
 clean:
 	rm -rf bin

@@ -66,7 +66,7 @@ func run(args []string, e cli.Env, stdout, stderr io.Writer, environ []string) i
 	var f flags
 	f.Policy.Register(fs, cli.DefaultRules)
 	f.Policy.RegisterSyslog(fs)
-	fs.StringVar(&f.DefaultHost, "default-host", "", "`HOST` that qualifies an unqualified address (default: this machine's host name)")
+	fs.StringVar(&f.DefaultHost, "default-host", "", "`HOST` that qualifies an unqualified address (default: the MTA's host name, macro j, as Postfix's myorigin is by default; else this machine's host name)")
 	fs.StringVar(&f.listen, "listen", "", "the milter `SOCKET`: unix:PATH, inet:PORT@HOST or inet:HOST:PORT (required)")
 	fs.StringVar(&f.metricsListen, "metrics-listen", "", "serve Prometheus metrics at http://`ADDR`/metrics (e.g. 127.0.0.1:9317)")
 	fs.BoolVar(&f.failOpen, "fail-open", false, "accept a message on an internal fault instead of a temporary 451")
@@ -119,7 +119,7 @@ func run(args []string, e cli.Env, stdout, stderr io.Writer, environ []string) i
 	}
 	defer reloader.Close()
 	src := &rulesSource{r: reloader, lg: lg}
-	pc := f.Policy.Config(func() (string, error) { return defaultHost(&f) })
+	pc := f.Policy.Config(func() (string, error) { return defaultHost(&f, "") })
 	pc.TrustedNetworks = f.trustedNets
 
 	ln, err := milter.Listen(f.listen)
@@ -133,12 +133,13 @@ func run(args []string, e cli.Env, stdout, stderr io.Writer, environ []string) i
 	}
 	metrics := &milter.Metrics{}
 	srv := milter.NewServer(milter.Config{
-		Policy:   pc,
-		Rules:    src,
-		MaxField: f.MaxField,
-		FailOpen: f.failOpen,
-		Log:      func(en milter.Entry) { entryRecord(en, pc.Mode).Log(lg) },
-		Metrics:  metrics,
+		Policy:      pc,
+		Rules:       src,
+		DefaultHost: func(mta string) (string, error) { return defaultHost(&f, mta) },
+		MaxField:    f.MaxField,
+		FailOpen:    f.failOpen,
+		Log:         func(en milter.Entry) { entryRecord(en, pc.Mode).Log(lg) },
+		Metrics:     metrics,
 	})
 	if f.metricsListen != "" {
 		mln, err := net.Listen("tcp", f.metricsListen)
@@ -246,11 +247,15 @@ func entryRecord(en milter.Entry, mode policy.Mode) *cli.Record {
 	return r
 }
 
-// defaultHost qualifies unqualified addresses in milter mode: --default-host, else this
-// machine's host name (the MTA's own domain, as Postfix's myorigin defaults to it).
-func defaultHost(f *flags) (string, error) {
+// defaultHost qualifies unqualified addresses in milter mode: --default-host, else the
+// MTA's host name (macro j: Postfix's $myhostname, its $myorigin unless set otherwise), else
+// this machine's host name.
+func defaultHost(f *flags, mtaHost string) (string, error) {
 	if f.DefaultHost != "" {
 		return f.DefaultHost, nil
+	}
+	if mtaHost != "" {
+		return mtaHost, nil
 	}
 	return os.Hostname()
 }

@@ -25,6 +25,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -41,14 +42,14 @@ const (
 
 // cannotRun ends a test that lacks something it needs: a skip, or a failure when
 // BFS_REQUIRE_TOOLS=1, so CI cannot go green by skipping.
-func cannotRun(t *testing.T, msg string) {
+func cannotRun(t testing.TB, msg string) {
 	t.Helper()
 	testenv.CannotRun(t, "%s", msg)
 }
 
 // requireTools ends the test with cannotRun unless it can run: Postfix, swaks, root, and
 // the programs named in more.
-func requireTools(t *testing.T, more ...string) {
+func requireTools(t testing.TB, more ...string) {
 	t.Helper()
 	if os.Getenv("BFS_E2E_POSTFIX") == "0" {
 		cannotRun(t, "BFS_E2E_POSTFIX=0: the Postfix end-to-end tests are switched off")
@@ -73,7 +74,7 @@ func requireTools(t *testing.T, more ...string) {
 }
 
 // ids returns the uid and gid of a system user.
-func ids(t *testing.T, name string) (uid, gid int) {
+func ids(t testing.TB, name string) (uid, gid int) {
 	t.Helper()
 	u, err := user.Lookup(name)
 	if err != nil {
@@ -93,16 +94,24 @@ type instance struct {
 
 // options configure an instance.
 type options struct {
-	milter        string // smtpd_milters value; "" for none
+	// milter is where the daemon listens, as smtpd_milters names it; "" for no milter.
+	// main.cf gets the README's snippet for it (see milterConf).
+	milter        string
 	defaultAction string // milter_default_action; "" keeps Postfix's default (tempfail)
 	extra         string // more main.cf lines
+	// debian runs Debian's own master.cf (smtpd, cleanup and most others chrooted in the
+	// queue directory) with smtpd on the instance's port; otherwise nothing is chrooted.
+	debian bool
+	// beforeStart runs once the instance's directories and configuration are written,
+	// before Postfix starts (as a unit ordered Before= Postfix starts).
+	beforeStart func(*instance)
 	// saslConf is Cyrus SASL's smtpd.conf, written where Debian's Postfix reads it:
 	// $config_directory/sasl (it ignores cyrus_sasl_config_path); "" for none.
 	saslConf string
 }
 
 // freePort returns a loopback TCP port nobody listens on right now.
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -139,8 +148,9 @@ scache    unix  - - n -     1 scache
 postlog   unix-dgram n - n - 1 postlogd
 `
 
-// mainCF is the whole main.cf; %[1]s is the instance directory. The milter lines are the
-// README's: milter_protocol 6, the macros the daemon asks for, and a default action.
+// mainCF is main.cf but for the milter; %[1]s is the instance directory. startPostfix
+// adds the rest. The milter's own settings are Postfix's defaults, as in the README;
+// the two timeouts below only shorten the tests that make Postfix wait for a daemon.
 const mainCF = `compatibility_level = 3.6
 config_directory = %[1]s/conf
 queue_directory = %[1]s/queue
@@ -166,18 +176,56 @@ maillog_file = %[1]s/maillog
 maillog_file_prefixes = %[1]s
 smtputf8_enable = no
 biff = no
-smtpd_milters = %[4]s
-milter_default_action = %[5]s
-milter_protocol = 6
-milter_mail_macros = i {auth_type} {auth_authen} {auth_author} {mail_addr} {mail_host} {mail_mailer}
-milter_end_of_header_macros = i
 milter_connect_timeout = 5s
 milter_command_timeout = 10s
-%[6]s
 `
 
+// readmeSocket is the socket of the README's main.cf line, relative to the queue directory.
+const readmeSocket = "unix:block-forged-sender/milter.sock"
+
+// milterConf is the README's main.cf snippet for a daemon at spec: postfix-main.cf for a
+// unix socket, postfix-main.cf-tcp for TCP, each one smtpd_milters line, with the README's
+// socket replaced by spec where the test's daemon listens elsewhere (a directory of its
+// own, a free port).
+func milterConf(t testing.TB, spec string) string {
+	t.Helper()
+	name := "postfix-main.cf"
+	if strings.HasPrefix(spec, "inet:") {
+		name = "postfix-main.cf-tcp"
+	}
+	s := testenv.Snippet(t, name)
+	before, readme, ok := strings.Cut(strings.TrimSuffix(s, "\n"), "smtpd_milters = ")
+	if !ok || before != "" || strings.ContainsAny(readme, " \t\n#") {
+		t.Fatalf("README snippet %s is not one smtpd_milters line:\n%s", name, s)
+	}
+	if name == "postfix-main.cf" && readme != readmeSocket {
+		t.Fatalf("README snippet %s names %s, the tests expect %s", name, readme, readmeSocket)
+	}
+	return strings.ReplaceAll(s, readme, spec)
+}
+
+// debianMaster is Debian's master.cf as the postfix package ships it, with the README's
+// smtpd line (postfix-master.cf: Debian's own, chrooted) on 127.0.0.1:port instead of
+// port 25 of every address.
+func debianMaster(t testing.TB, port int) string {
+	t.Helper()
+	const dist = "/usr/share/postfix/master.cf.dist"
+	b, err := os.ReadFile(dist)
+	if err != nil {
+		cannotRun(t, fmt.Sprintf("Debian's master.cf: %v", err))
+	}
+	line := strings.TrimSuffix(testenv.Snippet(t, "postfix-master.cf"), "\n")
+	if !strings.HasPrefix(line, "smtp ") || strings.Contains(line, "\n") {
+		t.Fatalf("README snippet postfix-master.cf is not one smtp line: %q", line)
+	}
+	if !bytes.Contains(b, []byte("\n"+line+"\n")) {
+		t.Fatalf("%s has no line %q (the README's)", dist, line)
+	}
+	return strings.Replace(string(b), "\n"+line+"\n", "\n127.0.0.1:"+strconv.Itoa(port)+strings.TrimPrefix(line, "smtp")+"\n", 1)
+}
+
 // startPostfix starts a private instance; the test's cleanup stops it and removes it.
-func startPostfix(t *testing.T, opt options) *instance {
+func startPostfix(t testing.TB, opt options) *instance {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "bfs-postfix-")
 	if err != nil {
@@ -193,11 +241,28 @@ func startPostfix(t *testing.T, opt options) *instance {
 	}
 	must(t, os.Chown(filepath.Join(dir, "data"), pfUID, -1))
 	must(t, os.Chown(filepath.Join(dir, "mail"), uid, gid))
-	if opt.defaultAction == "" {
-		opt.defaultAction = "tempfail"
+	var rest string
+	if opt.milter != "" {
+		rest += milterConf(t, opt.milter)
 	}
-	must(t, os.WriteFile(filepath.Join(in.conf, "main.cf"), fmt.Appendf(nil, mainCF, dir, uid, gid, opt.milter, opt.defaultAction, opt.extra), 0o644))
-	must(t, os.WriteFile(filepath.Join(in.conf, "master.cf"), fmt.Appendf(nil, masterCF, in.port), 0o644))
+	if opt.defaultAction != "" {
+		rest += "milter_default_action = " + opt.defaultAction + "\n"
+	}
+	rest += opt.extra
+	// A parameter in opt.extra replaces the base's line (Postfix would warn of the second).
+	var conf []string
+	for _, l := range strings.SplitAfter(fmt.Sprintf(mainCF, dir, uid, gid), "\n") {
+		name, _, _ := strings.Cut(l, " = ")
+		if name == "" || !strings.Contains("\n"+opt.extra, "\n"+name+" = ") {
+			conf = append(conf, l)
+		}
+	}
+	must(t, os.WriteFile(filepath.Join(in.conf, "main.cf"), []byte(strings.Join(conf, "")+rest), 0o644))
+	master := fmt.Sprintf(masterCF, in.port)
+	if opt.debian {
+		master = debianMaster(t, in.port)
+	}
+	must(t, os.WriteFile(filepath.Join(in.conf, "master.cf"), []byte(master), 0o644))
 	must(t, os.WriteFile(filepath.Join(in.conf, "vmailbox"), []byte(recipient+" frontoffice/\n"), 0o644))
 	if opt.saslConf != "" {
 		must(t, os.Mkdir(filepath.Join(in.conf, "sasl"), 0o755))
@@ -213,6 +278,9 @@ func startPostfix(t *testing.T, opt options) *instance {
 		}
 		os.RemoveAll(dir)
 	})
+	if opt.beforeStart != nil {
+		opt.beforeStart(in)
+	}
 	if out, err := in.postfix("start"); err != nil {
 		t.Fatalf("postfix start: %v\n%s", err, out)
 	}
@@ -238,7 +306,7 @@ func tail(b []byte, n int) []byte {
 	return b
 }
 
-func must(t *testing.T, err error) {
+func must(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
@@ -266,7 +334,7 @@ func (in *instance) postfix(args ...string) ([]byte, error) {
 }
 
 // stop stops master and waits until it is gone.
-func (in *instance) stop(t *testing.T) {
+func (in *instance) stop(t testing.TB) {
 	pidFile := filepath.Join(in.dir, "queue", "pid", "master.pid")
 	b, _ := os.ReadFile(pidFile)
 	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
@@ -290,7 +358,7 @@ func (in *instance) stop(t *testing.T) {
 }
 
 // maillog returns Postfix's log so far.
-func (in *instance) maillog(t *testing.T) string {
+func (in *instance) maillog(t testing.TB) string {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(in.dir, "maillog"))
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -428,7 +496,7 @@ func body(msg []byte) []byte {
 func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
 
 // program returns the path of block-forged-sender as `make build` builds it.
-func program(t *testing.T) string {
+func program(t testing.TB) string {
 	t.Helper()
 	return filepath.Join(testenv.Binaries(t), "block-forged-sender")
 }
@@ -438,16 +506,41 @@ type daemon struct {
 	cmd    *exec.Cmd
 	dir    string // owned by nobody:postfix; holds the rules, the socket and the log
 	rules  string // the rules text
-	socket string
+	socket string // the unix socket; "" on TCP
 	log    string // the daemon's stderr
 	spec   string // smtpd_milters value
 	done   chan error
 }
 
 // startDaemon writes rules into a fresh directory and starts the daemon on a unix socket
-// there, as nobody in group postfix, with args after the standard ones. The test's cleanup
+// there, as nobody in group postfix, with --default-host acme-corp.example and args after
+// the standard ones (a later flag wins: "--default-host=" unsets it). The test's cleanup
 // stops it with SIGTERM.
-func startDaemon(t *testing.T, rules string, args ...string) *daemon {
+func startDaemon(t testing.TB, rules string, args ...string) *daemon {
+	t.Helper()
+	return startDaemonOn(t, "", nil, rules, args...)
+}
+
+// startDaemonTCP is startDaemon listening on TCP as the README's postfix-default-tcp
+// snippet has it (BFS_LISTEN in /etc/default/block-forged-sender), on a free port instead
+// of 9318; spec is then postfix-main.cf-tcp's smtpd_milters value for that port.
+func startDaemonTCP(t testing.TB, rules string, args ...string) *daemon {
+	t.Helper()
+	const readmePort = "9318"
+	port := strconv.Itoa(freePort(t))
+	env := strings.Fields(strings.ReplaceAll(testenv.Snippet(t, "postfix-default-tcp"), readmePort, port))
+	conf := strings.ReplaceAll(testenv.Snippet(t, "postfix-main.cf-tcp"), readmePort, port)
+	_, spec, _ := strings.Cut(strings.TrimSpace(conf), " = ")
+	if len(env) != 1 || !strings.HasPrefix(env[0], "BFS_LISTEN=inet:") || !strings.HasPrefix(spec, "inet:") {
+		t.Fatalf("README's TCP snippets: %q and %q", env, conf)
+	}
+	return startDaemonOn(t, spec, env, rules, args...)
+}
+
+// startDaemonOn is startDaemon with the daemon at spec (smtpd_milters syntax; "" is
+// milter.sock in the daemon's directory) and env added to its environment. Without a
+// BFS_LISTEN in env, --listen spec tells the daemon where to listen.
+func startDaemonOn(t testing.TB, spec string, env []string, rules string, args ...string) *daemon {
 	t.Helper()
 	bin := program(t)
 	dir, err := os.MkdirTemp("", "bfs-milter-")
@@ -459,13 +552,32 @@ func startDaemon(t *testing.T, rules string, args ...string) *daemon {
 	must(t, os.Chmod(dir, 0o750))
 	d := &daemon{dir: dir, rules: filepath.Join(dir, "badsenders"), socket: filepath.Join(dir, "milter.sock"), log: filepath.Join(dir, "log")}
 	d.spec = "unix:" + d.socket
+	if spec != "" {
+		d.spec = spec
+		d.socket, _ = strings.CutPrefix(spec, "unix:")
+		if strings.HasPrefix(spec, "inet:") {
+			d.socket = ""
+		}
+	}
 	must(t, os.WriteFile(d.rules, []byte(rules), 0o644))
 	must(t, os.Chown(d.rules, uid, pfGID))
 	logf, err := os.Create(d.log)
 	must(t, err)
 	defer logf.Close()
-	d.cmd = exec.Command(bin, append([]string{"milter", "--listen", d.spec, "--rules", d.rules, "--default-host", domain}, args...)...)
-	d.cmd.Env = []string{"PATH=/usr/bin:/bin"}
+	// A flag on the command line wins over the environment: --listen and --default-host
+	// only where env does not set them.
+	inEnv := func(name string) bool {
+		return slices.ContainsFunc(env, func(v string) bool { return strings.HasPrefix(v, name+"=") })
+	}
+	std := []string{"milter", "--rules", d.rules}
+	if !inEnv("BFS_DEFAULTHOST") {
+		std = append(std, "--default-host", domain)
+	}
+	if !inEnv("BFS_LISTEN") {
+		std = append(std, "--listen", d.spec)
+	}
+	d.cmd = exec.Command(bin, append(std, args...)...)
+	d.cmd.Env = append([]string{"PATH=/usr/bin:/bin"}, env...)
 	d.cmd.Stdout, d.cmd.Stderr = logf, logf
 	d.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(pfGID)}}
 	must(t, d.cmd.Start())
@@ -477,8 +589,12 @@ func startDaemon(t *testing.T, rules string, args ...string) *daemon {
 			t.Logf("daemon log:\n%s", tail([]byte(d.logText(t)), 8000))
 		}
 	})
+	network, addr := "unix", d.socket
+	if d.socket == "" {
+		network, addr = "tcp", strings.TrimPrefix(d.spec, "inet:")
+	}
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		if c, err := net.Dial("unix", d.socket); err == nil {
+		if c, err := net.Dial(network, addr); err == nil {
 			c.Close()
 			break
 		}
@@ -489,19 +605,30 @@ func startDaemon(t *testing.T, rules string, args ...string) *daemon {
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("daemon does not listen on %s:\n%s", d.socket, d.logText(t))
+			t.Fatalf("daemon does not listen on %s:\n%s", d.spec, d.logText(t))
 		}
 	}
-	fi, err := os.Stat(d.socket)
-	must(t, err)
-	if fi.Mode().Perm() != 0o660 {
-		t.Errorf("socket mode %v, want 0660", fi.Mode().Perm())
+	if d.socket != "" {
+		fi, err := os.Stat(d.socket)
+		must(t, err)
+		if fi.Mode().Perm() != 0o660 {
+			t.Errorf("socket mode %v, want 0660", fi.Mode().Perm())
+		}
 	}
 	return d
 }
 
+// sendmailSpec is the daemon's socket in Sendmail's syntax: unix:PATH or inet:PORT@HOST.
+func (d *daemon) sendmailSpec() string {
+	if d.socket != "" {
+		return "unix:" + d.socket
+	}
+	host, port, _ := net.SplitHostPort(strings.TrimPrefix(d.spec, "inet:"))
+	return "inet:" + port + "@" + host
+}
+
 // stop sends SIGTERM and waits for the daemon to exit; it returns the exit error.
-func (d *daemon) stop(t *testing.T) error {
+func (d *daemon) stop(t testing.TB) error {
 	t.Helper()
 	select { // exited already (the Wait goroutine owns cmd.ProcessState)
 	case err := <-d.done:
@@ -522,15 +649,13 @@ func (d *daemon) stop(t *testing.T) error {
 }
 
 // logText returns what the daemon has logged so far.
-func (d *daemon) logText(t *testing.T) string {
+func (d *daemon) logText(t testing.TB) string {
 	t.Helper()
 	b, err := os.ReadFile(d.log)
 	must(t, err)
 	return string(b)
 }
 
-// logLine waits for the daemon's log line of the message with this queue id and returns
-// it; "" after 10 s.
 // logFields parses a log line, "block-forged-sender: k=v k=\"v w\" ...", into its fields.
 func logFields(line string) map[string]string {
 	rest := strings.TrimPrefix(line, "block-forged-sender: ")
@@ -573,16 +698,22 @@ func hasFields(line, want string) bool {
 }
 
 // logHas reports whether a line of text holds every field of want.
-func logHas(text, want string) bool {
+func logHas(text, want string) bool { return logCount(text, want) > 0 }
+
+// logCount is how many lines of text hold every field of want.
+func logCount(text, want string) int {
+	n := 0
 	for _, l := range strings.Split(text, "\n") {
 		if strings.HasPrefix(l, "block-forged-sender: ") && hasFields(l, want) {
-			return true
+			n++
 		}
 	}
-	return false
+	return n
 }
 
-func (d *daemon) logLine(t *testing.T, queueID string) string {
+// logLine waits for the daemon's log line of the message with this queue id and returns
+// it; "" after 10 s.
+func (d *daemon) logLine(t testing.TB, queueID string) string {
 	t.Helper()
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
 		for _, l := range strings.Split(d.logText(t), "\n") {

@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"block-forged-sender/internal/testenv"
 )
 
 // Sendmail conflicts with Postfix as a Debian package, so CI does not install it: .ci/run
@@ -25,7 +27,7 @@ import (
 
 // sendmailTools returns Sendmail's binary and its cf tree, ending the test with cannotRun
 // when they or m4 or unshare are missing.
-func sendmailTools(t *testing.T) (bin, cf string) {
+func sendmailTools(t testing.TB) (bin, cf string) {
 	t.Helper()
 	requireTools(t, "m4", "unshare")
 	root := os.Getenv("BFS_SENDMAIL_ROOT")
@@ -44,9 +46,8 @@ func sendmailTools(t *testing.T) (bin, cf string) {
 }
 
 // sendmailMC is the instance's sendmail.mc; %[1]s is its directory, %[2]s the cf tree,
-// %[3]d the SMTP port, %[4]s the milter's socket. The INPUT_MAIL_FILTER line is the
-// README's. Accepted mail stays in the queue (DeliveryMode queueonly), where the test reads
-// it back.
+// %[3]d the SMTP port, %[4]s the README's INPUT_MAIL_FILTER line (see filterLine). Accepted
+// mail stays in the queue (DeliveryMode queueonly), where the test reads it back.
 const sendmailMC = "divert(-1)\n" +
 	"include(`%[2]s/m4/cf.m4')\n" +
 	"divert(0)dnl\n" +
@@ -65,10 +66,26 @@ const sendmailMC = "divert(-1)\n" +
 	"define(`confQUEUE_LA', `1000')dnl\n" +
 	"FEATURE(`accept_unresolvable_domains')dnl\n" + // no DNS here
 	"RELAY_DOMAIN(`acme-corp.example')dnl\n" + // mail for it is accepted from any client
+	"FEATURE(`no_default_msa')dnl\n" + // no submission port 587 for all addresses: instances run side by side
 	"DAEMON_OPTIONS(`Port=%[3]d, Addr=127.0.0.1, Name=MTA')dnl\n" +
-	"INPUT_MAIL_FILTER(`block-forged-sender', `S=unix:%[4]s, F=T, T=S:30s;R:30s')dnl\n" +
+	"%[4]s" +
 	"MAILER(`local')dnl\n" +
 	"MAILER(`smtp')dnl\n"
+
+// readmeSendmailSocket is the socket of the README's sendmail-mc snippet.
+const readmeSendmailSocket = "unix:/run/block-forged-sender/milter.sock"
+
+// filterLine is the README's sendmail.mc line (snippet sendmail-mc) as it stands, without a
+// "dnl" (m4 copies its line end into sendmail.cf, which takes an empty line), with the
+// README's socket replaced by socket where the test's daemon listens elsewhere.
+func filterLine(t testing.TB, socket string) string {
+	t.Helper()
+	line := strings.TrimSuffix(testenv.Snippet(t, "sendmail-mc"), "\n")
+	if !strings.HasPrefix(line, "INPUT_MAIL_FILTER(") || strings.Contains(line, "\n") || !strings.Contains(line, "S="+readmeSendmailSocket+",") {
+		t.Fatalf("README snippet sendmail-mc is not one INPUT_MAIL_FILTER line with S=%s: %q", readmeSendmailSocket, line)
+	}
+	return strings.Replace(line, readmeSendmailSocket, socket, 1) + "\n"
+}
 
 // smInstance is a private Sendmail.
 type smInstance struct {
@@ -82,8 +99,8 @@ type smInstance struct {
 func (sm *smInstance) addr() string { return "127.0.0.1:" + strconv.Itoa(sm.port) }
 
 // startSendmail starts a private Sendmail in the foreground (-bD) with the milter at
-// socket; the test's cleanup stops it.
-func startSendmail(t *testing.T, socket string) *smInstance {
+// socket (Sendmail's syntax: unix:PATH, inet:PORT@HOST); the test's cleanup stops it.
+func startSendmail(t testing.TB, socket string) *smInstance {
 	t.Helper()
 	bin, cfTree := sendmailTools(t)
 	dir, err := os.MkdirTemp("", "bfs-sendmail-")
@@ -94,7 +111,7 @@ func startSendmail(t *testing.T, socket string) *smInstance {
 	must(t, os.WriteFile(filepath.Join(dir, "hosts"), []byte("127.0.0.1 mx.acme-corp.example localhost\n"), 0o644))
 	must(t, os.WriteFile(filepath.Join(dir, "service.switch"), []byte("hosts files\naliases files\n"), 0o644))
 	mc := filepath.Join(dir, "sendmail.mc")
-	must(t, os.WriteFile(mc, fmt.Appendf(nil, sendmailMC, dir, cfTree, sm.port, socket), 0o644))
+	must(t, os.WriteFile(mc, fmt.Appendf(nil, sendmailMC, dir, cfTree, sm.port, filterLine(t, socket)), 0o644))
 	cfOut, err := exec.Command("m4", mc).Output()
 	if err != nil {
 		t.Fatalf("m4 %s: %v", mc, err)
@@ -160,15 +177,23 @@ func (sm *smInstance) queued(t *testing.T) []string {
 
 var smAccepted = regexp.MustCompile(`<-  250 2\.0\.0 (\w+) Message accepted for delivery`)
 
-// TestSendmail runs the README's INPUT_MAIL_FILTER line in a real Sendmail: a partner's
-// message is queued with its header and body unchanged and logged with Sendmail's queue id;
-// our domain in From: is refused after the final dot, in the envelope at MAIL FROM (Sendmail
-// puts the address before the milter's text); with the daemon gone, F=T makes Sendmail
-// refuse for now, never accept unchecked.
+// TestSendmail runs the README's Sendmail setup: the daemon started as the unit does with the
+// README's drop-in (sendmail-dropin: its socket under /run, no Postfix directory), and its
+// INPUT_MAIL_FILTER line in a real Sendmail. A partner's message is queued with its header
+// and body unchanged and logged with Sendmail's queue id; our domain in From: is refused
+// after the final dot, in the envelope at MAIL FROM (Sendmail puts the address before the
+// milter's text); with the daemon gone, F=T makes Sendmail refuse for now, never accept
+// unchecked.
 func TestSendmail(t *testing.T) {
 	sendmailTools(t)
-	d := startDaemon(t, testRules)
-	sm := startSendmail(t, d.socket)
+	// The settings file: no trusted networks (the test's client is 127.0.0.1), the log on
+	// stderr, no metrics port.
+	d := startUnit(t, unitStart{rules: testRules, dropin: testenv.Snippet(t, "sendmail-dropin"),
+		defaults: "BFS_TRUSTEDNETWORKS=\nBFS_SYSLOG=0\nBFS_METRICSLISTEN=\n"})
+	if !strings.HasSuffix(d.socket, strings.TrimPrefix(readmeSendmailSocket, "unix:"+unitRun)) {
+		t.Fatalf("the drop-in puts the socket at %s, want %s", d.socket, readmeSendmailSocket)
+	}
+	sm := startSendmail(t, d.sendmailSpec())
 	reason := "forged sender: acme-corp.example used from outside"
 
 	out, code := swaks(t, sm.addr(), send{from: "sales@northwind-traders.example", msg: legit})
@@ -286,7 +311,7 @@ func TestSendmailCorpus(t *testing.T) {
 	rules, err := os.ReadFile(filepath.Join(dir, "badsenders"))
 	must(t, err)
 	d := startDaemon(t, string(rules), "--trusted-networks", "127.0.0.2/32")
-	sm := startSendmail(t, d.socket)
+	sm := startSendmail(t, d.sendmailSpec())
 	runCorpus(t, dir, d, corpusMTA{
 		send:    func(t *testing.T, s send) (string, int) { return swaks(t, sm.addr(), s) },
 		changed: sendmailChanged,
@@ -304,4 +329,31 @@ func TestSendmailCorpus(t *testing.T) {
 		},
 		idAtMailFrom: true,
 	})
+}
+
+// TestSendmailUnqualified: Sendmail refuses an unqualified envelope sender itself, and keeps
+// From: <ceo> as it is; the daemon, with no --default-host, qualifies it with Sendmail's
+// own name from the j macro (confDOMAIN_NAME here). Monitor mode, so the log names the
+// address judged and the message is queued.
+func TestSendmailUnqualified(t *testing.T) {
+	sendmailTools(t)
+	const host = "mx.acme-corp.example"
+	d := startDaemon(t, "@"+host+"\tour host name used from outside\n", "--mode", "monitor", "--default-host=")
+	sm := startSendmail(t, d.sendmailSpec())
+	out, code := swaks(t, sm.addr(), send{from: "ceo", msg: legit})
+	if got := refusal(out); code != 23 || got != "553 5.5.4 <ceo>... Domain name required for sender address ceo" {
+		t.Errorf("MAIL FROM:<ceo>: swaks exit %d, refusal %q; transcript:\n%s", code, got, out)
+	}
+	out, code = swaks(t, sm.addr(), send{from: "sales@northwind-traders.example", msg: []byte("From: <ceo>\r\nSubject: unqualified\r\n\r\nHello.\r\n")})
+	m := smAccepted.FindStringSubmatch(out)
+	if code != 0 || m == nil {
+		t.Fatalf("From: <ceo>: swaks exit %d, transcript:\n%s", code, out)
+	}
+	if msg := sm.storedMessage(t, m[1]); !bytes.Contains(msg, []byte("\nFrom: <ceo>\n")) {
+		t.Errorf("queued header:\n%s", msg)
+	}
+	want := "block-forged-sender: queue=" + m[1] + ` verdict=pass stage=header mode=monitor monitor="would reject" reason="our host name used from outside" rule=` + d.rules + ":1 matched=From:ceo@" + host + " sender=sales@northwind-traders.example "
+	if line := d.logLine(t, m[1]); !hasFields(line, want) {
+		t.Errorf("log line %q, want it to start %q", line, want)
+	}
 }

@@ -69,6 +69,11 @@ type Config struct {
 	Policy *policy.Config
 	Rules  Rules
 
+	// DefaultHost, if set, qualifies an unqualified address for a session, given the MTA's
+	// own host name (macro j at connect: Postfix's $myhostname, Sendmail's $j; "" when the
+	// MTA sent none), in place of Policy.DefaultHost.
+	DefaultHost func(mtaHost string) (string, error)
+
 	// MaxField caps one sender field's value, as for the qmail modes (header.Options); a
 	// longer one is a fault. Zero means header.DefaultMaxField.
 	MaxField int

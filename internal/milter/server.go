@@ -67,6 +67,8 @@ func NewServer(cfg Config) *Server {
 		lib.WithMilter(func() lib.Milter { return &session{srv: s, id: strconv.FormatUint(s.sessions.Add(1), 10)} }),
 		lib.WithProtocols(protocol),
 		lib.WithActions(0),
+		// The MTA sends these whatever its own macro lists say (Postfix's milter_*_macros).
+		lib.WithMacroRequest(lib.StageConnect, []lib.MacroName{lib.MacroMTAFQDN}),
 		lib.WithMacroRequest(lib.StageMail, []lib.MacroName{lib.MacroQueueId, lib.MacroAuthAuthen}),
 		lib.WithMacroRequest(lib.StageEOH, []lib.MacroName{lib.MacroQueueId}),
 	}
@@ -173,6 +175,7 @@ type session struct {
 
 	clientIP   netip.Addr
 	clientHost string
+	mtaHost    string // macro j
 
 	// the message in progress; active from MAIL FROM to its verdict
 	active bool
@@ -184,6 +187,7 @@ type session struct {
 
 func (m *session) Connect(host, family string, port uint16, addr string, mod lib.Modifier) (*lib.Response, error) {
 	m.clientIP, m.clientHost = netip.Addr{}, ""
+	m.mtaHost = mod.Get(lib.MacroMTAFQDN)
 	if family == "tcp4" || family == "tcp6" {
 		if ip, err := netip.ParseAddr(addr); err == nil {
 			m.clientIP = ip.Unmap()
@@ -213,7 +217,7 @@ func (m *session) MailFrom(from, esmtpArgs string, mod lib.Modifier) (resp *lib.
 	m.active = true
 	m.start = time.Now()
 	defer m.recover(StageMail, &resp)
-	m.judge = policy.NewJudge(m.srv.cfg.Policy, policy.Client{IP: m.clientIP, Host: m.clientHost, AuthUser: m.e.AuthUser})
+	m.judge = policy.NewJudge(m.policy(), policy.Client{IP: m.clientIP, Host: m.clientHost, AuthUser: m.e.AuthUser})
 	if m.judge.Trusted() != "" {
 		m.e.Decision = m.judge.Decide()
 		return m.reply(VerdictPass, StageMail, nil), nil
@@ -290,6 +294,18 @@ func (m *session) Abort(mod lib.Modifier) error {
 
 func (m *session) Cleanup(mod lib.Modifier) {
 	m.finish()
+}
+
+// policy is the configuration this session's messages are judged with: an unqualified
+// address is qualified with Config.DefaultHost given the MTA's host name.
+func (m *session) policy() *policy.Config {
+	if m.srv.cfg.DefaultHost == nil {
+		return m.srv.cfg.Policy
+	}
+	pc := *m.srv.cfg.Policy
+	mta := m.mtaHost
+	pc.DefaultHost = func() (string, error) { return m.srv.cfg.DefaultHost(mta) }
+	return &pc
 }
 
 // with runs fn with the rules in use, released again when fn returns.

@@ -547,3 +547,41 @@ func TestShutdownContext(t *testing.T) {
 	close(r.release)
 	<-done
 }
+
+// TestMTAHost: an unqualified address is qualified with the host the MTA names in macro j
+// at connect (Config.DefaultHost is given it), as the MTA itself qualifies it.
+func TestMTAHost(t *testing.T) {
+	cfg, _ := config(t, policy.Config{})
+	var seen []string
+	var mu sync.Mutex
+	cfg.DefaultHost = func(mta string) (string, error) {
+		mu.Lock()
+		seen = append(seen, mta)
+		mu.Unlock()
+		if mta == "" {
+			return "fallback.example", nil
+		}
+		return mta, nil
+	}
+	_, addr := startServer(t, cfg)
+	for _, tc := range []struct {
+		j    string
+		code uint16
+	}{{"acme-corp.example", 550}, {"mx.northwind-traders.example", 250}, {"", 250}} {
+		bag := lib.NewMacroBag()
+		bag.Set(lib.MacroMTAFQDN, tc.j)
+		s, err := lib.NewClient("tcp", addr).Session(bag)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := runMessage(s, message{client: "192.0.2.7", host: "unknown", sender: "x@northwind-traders.example",
+			rcpts: []string{"frontoffice@acme-corp.example"}, fields: [][2]string{{"From", " <ceo>"}}})
+		s.Close()
+		if err != nil || got.code != tc.code {
+			t.Errorf("j=%q: %+v %v, want %d", tc.j, got, err, tc.code)
+		}
+	}
+	if want := []string{"acme-corp.example", "mx.northwind-traders.example", ""}; !reflect.DeepEqual(seen, want) {
+		t.Errorf("DefaultHost saw %q, want %q", seen, want)
+	}
+}
