@@ -139,9 +139,9 @@ func TestTCPTransactionTime(t *testing.T) {
 	// Every message went through the daemon: it logged a pass for each, at the end of the
 	// header.
 	want := fmt.Sprintf("verdict=pass stage=header sender=sales@northwind-traders.example rcpt=%s client=127.0.0.1", recipient)
-	for deadline := time.Now().Add(10 * time.Second); strings.Count(d.logText(t), want) < runs+1; time.Sleep(10 * time.Millisecond) {
+	for deadline := time.Now().Add(10 * time.Second); logCount(d.logText(t), want) < runs+1; time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatalf("the daemon logged %d passes, want %d:\n%s", strings.Count(d.logText(t), want), runs+1, d.logText(t))
+			t.Fatalf("the daemon logged %d passes, want %d:\n%s", logCount(d.logText(t), want), runs+1, d.logText(t))
 		}
 	}
 	// And it still refuses over TCP.

@@ -156,6 +156,11 @@ func (h *qmailHome) runCase(t *testing.T, md mode, c qcase, limit int64) {
 	if qp := qpReply.FindStringSubmatch(r.reply); md.name == "qfilter" && qp != nil && qp[1] != strconv.Itoa(r.queuePid) {
 		t.Errorf("reply %q names qp %s; qmail-queue's Received line says %d", r.reply, qp[1], r.queuePid)
 	}
+	// In queue mode qmail-smtpd runs us: its qp is our pid, which our log line names, so an
+	// admin can tie the two.
+	if qp := qpReply.FindStringSubmatch(r.reply); md.name == "queue" && qp != nil && r.logPid != qp[1] {
+		t.Errorf("reply %q names qp %s; our log line says pid=%s", r.reply, qp[1], r.logPid)
+	}
 	if t.Failed() {
 		t.Logf("tcp.smtp:\n%sserver log:\n%s", rules, s.logText(t))
 	}

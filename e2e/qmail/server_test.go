@@ -187,7 +187,8 @@ type mail struct {
 type result struct {
 	reply      string // the reply to the final dot: "554 ..." (code, space, text)
 	start, end time.Time
-	queuePid   int // the pid in qmail-queue's Received line of the queued message
+	queuePid   int    // the pid in qmail-queue's Received line of the queued message
+	logPid     string // pid= of the program's log line, if any
 }
 
 // transaction sends m from the local address client ("" for 127.0.0.1) and asserts what
@@ -213,7 +214,7 @@ func (h *qmailHome) transaction(t testing.TB, s *server, client string, m mail, 
 	if len(log) == 0 {
 		log = nil
 	}
-	s.checkLog(t, log)
+	r.logPid = s.checkLog(t, log)["pid"]
 	return r
 }
 
@@ -449,7 +450,7 @@ const ourLogPrefix = "block-forged-sender: "
 // checkLog asserts that the server's log, since checkLog last looked, holds exactly one
 // line of the program's (want non-nil) with the fields in want, or none (want nil). The
 // log schema is the lead's (issue 11): what a line must say is decided here alone.
-func (s *server) checkLog(t testing.TB, want map[string]string) {
+func (s *server) checkLog(t testing.TB, want map[string]string) map[string]string {
 	t.Helper()
 	all := s.logText(t)
 	text := all[s.seen:]
@@ -464,7 +465,7 @@ func (s *server) checkLog(t testing.TB, want map[string]string) {
 		if len(ours) != 0 {
 			t.Errorf("log has lines of the program, want none:\n%s", text)
 		}
-		return
+		return nil
 	}
 	if len(ours) != 1 {
 		t.Fatalf("log has %d lines of the program, want 1:\n%s", len(ours), text)
@@ -481,6 +482,7 @@ func (s *server) checkLog(t testing.TB, want map[string]string) {
 			t.Errorf("log line %q: %s=%q, want %q", ours[0], k, got, v)
 		}
 	}
+	return fields
 }
 
 // logFields splits a line of key=value pairs, values bare or Go-quoted (log/slog's text
