@@ -14,10 +14,13 @@ func fdStat(fd int) (st syscall.Stat_t, ok bool) {
 }
 
 // EnvelopeFD3 returns fd 3 when it is open for reading, as qmail-qfilter leaves it: the
-// envelope in qmail-queue form. It returns nil when fd 3 is closed.
+// envelope in qmail-queue form. It returns nil when fd 3 is closed, or holds a directory or
+// a descriptor with no file type (an anonymous inode: the Go runtime's own epoll
+// descriptor takes a closed fd 3 when a garbage collection starts before main, as under a
+// small GOMEMLIMIT).
 func EnvelopeFD3() *os.File {
 	st, ok := fdStat(3)
-	if !ok || st.Mode&syscall.S_IFMT == syscall.S_IFDIR {
+	if !ok || st.Mode&syscall.S_IFMT == syscall.S_IFDIR || st.Mode&syscall.S_IFMT == 0 {
 		return nil
 	}
 	fl, err := fcntlGetfl(3)
