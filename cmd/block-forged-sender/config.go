@@ -181,7 +181,8 @@ func envBool(v string) string {
 	return v
 }
 
-// headerOptions is the header scanner's part of the configuration.
+// headerOptions is the header scanner's part of the configuration. MaxField is --max-field
+// as far as the memory budget allows (see fieldLimit).
 func (c *config) headerOptions() header.Options {
-	return header.Options{MaxField: c.maxField, AllSenderFields: c.senderFields}
+	return header.Options{MaxField: fieldLimit(c.maxField), AllSenderFields: c.senderFields}
 }

@@ -117,6 +117,8 @@ func TestFilter(t *testing.T) {
 		{"empty message", proc{env: partner}, 0, map[string]string{"size": "0"}, ""},
 		// A collection before main makes the runtime open its epoll descriptor on the closed fd 3.
 		{"fd 3 closed, a tiny GOMEMLIMIT", proc{env: with(partner, "GOMEMLIMIT", "1"), stdin: []byte(legitMsg)}, 0, nil, ""},
+		{"addresses over one field's worth of bytes, ours among the first", proc{env: with(partner, "BFS_MAXFIELD", "1000"), stdin: []byte("From: ceo@ours.example\n" + longFroms(5, 400, "partner.example") + "\nbody\n")}, 31,
+			map[string]string{"matched": "From:ceo@ours.example"}, ""},
 		{"too many addresses, ours among the first", proc{env: partner, stdin: []byte("From: ceo@ours.example, " + manyAddrs(5000, "partner.example") + "\n\nbody\n")}, 31,
 			map[string]string{"matched": "From:ceo@ours.example"}, ""},
 	}
@@ -162,7 +164,8 @@ func TestFilterFaults(t *testing.T) {
 		{"no envelope at all", proc{env: with(partner, "QMAILUSER", "<unset>")}, 91, "fd 3 is closed"},
 		{"malformed envelope on fd 3", proc{env: partner, fd3: []byte("Fa@b\x00Tc@d\x00")}, 91, "missing final NUL"},
 		{"empty envelope on fd 3", proc{env: partner, fd3: []byte{}}, 91, "empty"},
-		{"sender field over the cap", proc{env: with(partner, "BFS_MAXFIELD", "64"), stdin: []byte("From: " + strings.Repeat("x", 100) + "@partner.example\n\nbody\n")}, 54, "too long"},
+		{"sender field over the cap", proc{env: with(partner, "BFS_MAXFIELD", "64"), stdin: []byte("From: " + strings.Repeat("x", 100) + "@partner.example\n\nbody\n")}, 54, "too long: over 64 bytes"},
+		{"sender addresses over one field's worth of bytes", proc{env: with(partner, "BFS_MAXFIELD", "1000"), stdin: []byte(longFroms(5, 400, "partner.example") + "\nbody\n")}, 54, "too many"},
 		{"too many sender addresses", proc{env: partner, stdin: []byte("From: " + manyAddrs(5000, "partner.example") + "\n\nbody\n")}, 54, "too many"},
 		{"unqualified sender without a default host", proc{env: with(partner, "QMAILUSER", "ceo", "QMAILHOST", "")}, 55, "default host"},
 	}
@@ -193,6 +196,16 @@ func manyAddrs(n int, domain string) string {
 			b.WriteString(", ")
 		}
 		b.WriteString("u" + strconv.Itoa(i) + "@" + domain)
+	}
+	return b.String()
+}
+
+// longFroms returns n From fields, each with one distinct address whose local part is size
+// bytes long.
+func longFroms(n, size int, domain string) string {
+	var b strings.Builder
+	for i := range n {
+		b.WriteString("From: " + strconv.Itoa(i) + strings.Repeat("x", size) + "@" + domain + "\n")
 	}
 	return b.String()
 }

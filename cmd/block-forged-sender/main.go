@@ -44,6 +44,7 @@ Run "block-forged-sender COMMAND --help" for a command's flags.
 const queueName = "block-forged-sender-queue"
 
 func main() {
+	limitMemory() // first: the administrator's softlimit bounds the heap (memory.go)
 	os.Exit(run(os.Args, os.LookupEnv, stdio{os.Stdin, os.Stdout, os.Stderr, os.Stderr}))
 }
 
