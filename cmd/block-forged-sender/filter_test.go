@@ -61,6 +61,7 @@ func TestFilter(t *testing.T) {
 	rules := rulesFile(t, testRules)
 	partner := qenv(rules, "anna@partner.example", "sales@ours.example")
 	attacker := qenv(rules, "bounce@evil.example", "accounts@ours.example")
+	umlauts := rulesFile(t, "@ours.example  Unsere Domäne wird nie von außen verwendet\n")
 	tests := []struct {
 		name   string
 		p      proc
@@ -80,6 +81,8 @@ func TestFilter(t *testing.T) {
 			map[string]string{"verdict": "reject", "rule": rules + ":2"}, ""},
 		{"custom-error pipe on fd 6 gets the reason", proc{env: attacker, stdin: []byte(forgedMsg), fd6: true}, 82,
 			map[string]string{"verdict": "reject", "exit": "82"}, "Dforged: ours.example used from outside (#5.7.1)"},
+		{"a UTF-8 reason: ASCII on fd 6, as written in the log", proc{env: qenv(umlauts, "bounce@evil.example", "x@ours.example"), stdin: []byte(forgedMsg), fd6: true}, 82,
+			map[string]string{"verdict": "reject", "exit": "82", "reason": `"Unsere Domäne wird nie von außen verwendet"`}, "DUnsere Domane wird nie von au?en verwendet (#5.7.1)"},
 		{"custom error switched off", proc{env: with(attacker, "BFS_CUSTOMERROR", "0"), stdin: []byte(forgedMsg), fd6: true}, 31,
 			map[string]string{"verdict": "reject", "exit": "31"}, ""},
 		{"monitor mode passes and logs", proc{env: with(attacker, "BFS_MODE", "monitor"), stdin: []byte(forgedMsg)}, 0,

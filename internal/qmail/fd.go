@@ -2,7 +2,6 @@ package qmail
 
 import (
 	"os"
-	"strings"
 	"syscall"
 )
 
@@ -52,22 +51,6 @@ func fcntlGetfl(fd int) (int, error) {
 		return 0, e
 	}
 	return int(r), nil
-}
-
-// CustomErrorText turns reason into the reply text of the custom-error patch: "D" and one
-// printable line, at most 255 bytes in all, since qmail-smtpd reads no more and a line end
-// would desynchronise the SMTP dialogue.
-func CustomErrorText(reason string) []byte {
-	var b strings.Builder
-	b.WriteByte('D')
-	for i := 0; i < len(reason) && b.Len() < 255; i++ {
-		c := reason[i]
-		if c < 0x20 || c >= 0x7f {
-			c = ' ' // control bytes and 8-bit bytes: not on an SMTP reply line
-		}
-		b.WriteByte(c)
-	}
-	return []byte(b.String())
 }
 
 // ClosedAtStart reports whether fd, a standard descriptor (0, 1 or 2), was closed when the
