@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package softlimit runs the programs as `make build` builds them under the memory limits of
 // qmail's run scripts (daemontools' softlimit), in filter and queue mode: the verdicts and
 // log lines, the limits the real qmail-queue runs under, and the hard limit too low to start.
