@@ -5,9 +5,9 @@
 // Life with qmail, 15 MB in the 2004 setup guide, 180 MB in pkgsrc), which sets the soft
 // limits on address space (RLIMIT_AS), data segment (RLIMIT_DATA), stack and locked memory
 // for qmail-smtpd and all it runs. The Go runtime cannot start under such limits: before
-// main it reserves about 720 MB of address space (golang/go#38010) and maps a 32 MiB
-// read-write arena index, and dies of SIGSEGV or with a trace, so that every message was
-// deferred.
+// main it needs about 720 MB of address space (it reserves 1.2 GB where it can,
+// golang/go#38010) and maps a 32 MiB read-write arena index, and dies of SIGSEGV or with a
+// trace, so that every message was deferred.
 //
 // A soft limit may be raised by the process itself up to its hard limit, and softlimit sets
 // only soft limits. So the program's entry point (the linker's -E option, see the Makefile)
