@@ -25,7 +25,9 @@
 // programs it starts run under the original limits: [Start] starts them through this
 // program's own executable, whose entry sees a marker argument, sets the soft limits back
 // to the recorded values and execs the real program, all before any Go code runs, so the
-// child never runs a single instruction of its own with the raised limits.
+// child never runs a single instruction of its own with the raised limits. (prlimit(2) on
+// the child after it started would leave it a moment with the raised ones; os/exec has no
+// hook between fork and exec; tracing the child would cost qmail-queue its setuid bit.)
 //
 // The entry exists for linux/amd64 and linux/arm64. Elsewhere (and in a binary linked
 // without -E, such as a test binary) nothing is raised: [Original] reports the current soft
