@@ -10,13 +10,19 @@ FUZZTIME ?= 500000x
 PREFIX  ?= /usr/local
 DESTDIR ?=
 export CGO_ENABLED ?= 0
+# The programs start at internal/rlimit's entry point, which runs before the Go runtime so
+# that they work under qmail's softlimit (README, "Memory limits"). It exists for
+# linux/amd64 and linux/arm64; the target is read from go env, so GOOS=... GOARCH=... (in
+# the environment or on make's command line) cross-builds get it too.
+TARGET  := $(shell GOOS=$(GOOS) GOARCH=$(GOARCH) $(GO) env GOOS GOARCH | paste -sd/ -)
+LDFLAGS := $(if $(filter $(TARGET),linux/amd64 linux/arm64),-E=block-forged-sender/internal/rlimit.entry)
 
 .PHONY: build demo test e2e check-format fuzz bench install clean
 
 # The per-message program (with its queue-mode link) and the daemons it runs for its milter
 # and sync commands, which live beside it.
 build:
-	$(GO) build -trimpath -o $(BINDIR)/ ./cmd/...
+	$(GO) build -trimpath -ldflags='$(LDFLAGS)' -o $(BINDIR)/ ./cmd/...
 	ln -sf block-forged-sender $(BINDIR)/block-forged-sender-queue
 
 # Build, then run the filter on the example rules and messages, showing each verdict and why.

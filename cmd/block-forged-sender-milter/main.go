@@ -57,6 +57,7 @@ type flags struct {
 }
 
 func main() {
+	cli.LimitMemory() // first: the administrator's softlimit bounds the heap
 	os.Exit(run(os.Args[1:], os.LookupEnv, os.Stdout, os.Stderr, os.Environ()))
 }
 

@@ -62,6 +62,7 @@ func TestFilter(t *testing.T) {
 	rules := rulesFile(t, testRules)
 	partner := qenv(rules, "anna@partner.example", "sales@ours.example")
 	attacker := qenv(rules, "bounce@evil.example", "accounts@ours.example")
+	umlauts := rulesFile(t, "@ours.example  Unsere Domäne wird nie von außen verwendet\n")
 	tests := []struct {
 		name   string
 		p      proc
@@ -81,6 +82,8 @@ func TestFilter(t *testing.T) {
 			map[string]string{"verdict": "reject", "rule": rules + ":2"}, ""},
 		{"custom-error pipe on fd 6 gets the reason", proc{env: attacker, stdin: []byte(forgedMsg), fd6: true}, 82,
 			map[string]string{"verdict": "reject", "exit": "82"}, "Dforged: ours.example used from outside (#5.7.1)"},
+		{"a UTF-8 reason: ASCII on fd 6, as written in the log", proc{env: qenv(umlauts, "bounce@evil.example", "x@ours.example"), stdin: []byte(forgedMsg), fd6: true}, 82,
+			map[string]string{"verdict": "reject", "exit": "82", "reason": `"Unsere Domäne wird nie von außen verwendet"`}, "DUnsere Domane wird nie von au?en verwendet (#5.7.1)"},
 		{"custom error switched off", proc{env: with(attacker, "BFS_CUSTOMERROR", "0"), stdin: []byte(forgedMsg), fd6: true}, 31,
 			map[string]string{"verdict": "reject", "exit": "31"}, ""},
 		{"monitor mode passes and logs", proc{env: with(attacker, "BFS_MODE", "monitor"), stdin: []byte(forgedMsg)}, 0,
@@ -116,6 +119,13 @@ func TestFilter(t *testing.T) {
 		{"envelope on fd 3 is preferred", proc{env: partner, fd3: []byte("Fceo@ours.example\x00Tx@ours.example\x00\x00"), stdin: []byte(legitMsg)}, 31,
 			map[string]string{"matched": "envelope:ceo@ours.example"}, ""},
 		{"empty message", proc{env: partner}, 0, map[string]string{"size": "0"}, ""},
+		// A collection before main makes the runtime open its epoll descriptor on the closed fd 3.
+		{"fd 3 closed, a tiny GOMEMLIMIT", proc{env: with(partner, "GOMEMLIMIT", "1"), stdin: []byte(legitMsg)}, 0, nil, ""},
+		// Long addresses in many fields: each judged, none held past its field.
+		{"addresses over one field's worth of bytes", proc{env: with(partner, "BFS_MAXFIELD", "1000"), stdin: []byte(longFroms(5, 400, "partner.example") + "\nbody\n")}, 0,
+			map[string]string{"verdict": "pass"}, ""},
+		{"addresses over one field's worth of bytes, ours last", proc{env: with(partner, "BFS_MAXFIELD", "1000"), stdin: []byte(longFroms(5, 400, "partner.example") + "From: ceo@ours.example\n\nbody\n")}, 31,
+			map[string]string{"matched": "From:ceo@ours.example"}, ""},
 		{"too many addresses, ours among the first", proc{env: partner, stdin: []byte("From: ceo@ours.example, " + manyAddrs(5000, "partner.example") + "\n\nbody\n")}, 31,
 			map[string]string{"matched": "From:ceo@ours.example"}, ""},
 	}
@@ -161,7 +171,7 @@ func TestFilterFaults(t *testing.T) {
 		{"no envelope at all", proc{env: with(partner, "QMAILUSER", "<unset>")}, 91, "fd 3 is closed"},
 		{"malformed envelope on fd 3", proc{env: partner, fd3: []byte("Fa@b\x00Tc@d\x00")}, 91, "missing final NUL"},
 		{"empty envelope on fd 3", proc{env: partner, fd3: []byte{}}, 91, "empty"},
-		{"sender field over the cap", proc{env: with(partner, "BFS_MAXFIELD", "64"), stdin: []byte("From: " + strings.Repeat("x", 100) + "@partner.example\n\nbody\n")}, 51, "too long"},
+		{"sender field over the cap", proc{env: with(partner, "BFS_MAXFIELD", "64"), stdin: []byte("From: " + strings.Repeat("x", 100) + "@partner.example\n\nbody\n")}, 51, "too long: over 64 bytes"},
 		{"unqualified sender without a default host", proc{env: with(partner, "QMAILUSER", "ceo", "QMAILHOST", "")}, 55, "default host"},
 	}
 	for _, tt := range tests {
@@ -229,4 +239,14 @@ func TestManyMailboxes(t *testing.T) {
 			}
 		})
 	}
+}
+
+// longFroms returns n From fields, each with one distinct address whose local part is size
+// bytes long.
+func longFroms(n, size int, domain string) string {
+	var b strings.Builder
+	for i := range n {
+		b.WriteString("From: " + strconv.Itoa(i) + strings.Repeat("x", size) + "@" + domain + "\n")
+	}
+	return b.String()
 }

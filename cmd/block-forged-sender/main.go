@@ -61,6 +61,7 @@ var siblings = map[string]string{
 }
 
 func main() {
+	limitMemory() // first: the administrator's softlimit bounds the heap (memory.go)
 	os.Exit(run(os.Args, os.LookupEnv, stdio{os.Stdin, os.Stdout, os.Stderr, os.Stderr, os.Environ()}))
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 
@@ -59,6 +60,7 @@ func (p *pipeline) scan() qmail.ScanFunc {
 		return nil
 	}
 	opt := p.c.HeaderOptions()
+	opt.MaxField = fieldLimit(opt.MaxField) // --max-field, cut to fit a memory limit
 	opt.Info = func(name string, value []byte) {
 		if name == "Message-ID" && p.rec.MsgID == "" {
 			p.rec.MsgID = string(value)
@@ -66,6 +68,9 @@ func (p *pipeline) scan() qmail.ScanFunc {
 	}
 	return func(r io.Reader, w io.Writer) (int64, error) {
 		n, err := header.Scan(r, w, opt, p.judge.Field)
+		if errors.Is(err, header.ErrFieldTooLong) {
+			err = fmt.Errorf("%w: over %d bytes%s", err, opt.MaxField, fieldLimitNote(p.c.MaxField))
+		}
 		p.judge.HeaderDone(err)
 		return n, err
 	}

@@ -262,7 +262,7 @@ func closedStdio(std stdio, output bool) error {
 func rejectCode(c *config, d policy.Decision) int {
 	if c.customError {
 		if fd6 := c.errorPipe; fd6 != nil {
-			_, err := fd6.Write(qmail.CustomErrorText(d.Reason() + " (#5.7.1)"))
+			_, err := fd6.Write(qmail.CustomErrorText(d.Reason()))
 			fd6.Close()
 			if err == nil {
 				return qmail.ExitCustomError

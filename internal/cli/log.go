@@ -201,14 +201,14 @@ func (r *Record) Attrs() []slog.Attr {
 		a = append(a, slog.String("sender", s))
 	}
 	if d != nil && len(d.From) > 0 {
-		from := strings.Join(d.From, ",")
+		from := joinAddrs(d.From)
 		if d.FromCount > len(d.From) {
 			from += ",... (" + strconv.Itoa(d.FromCount) + " in all)"
 		}
 		a = append(a, slog.String("from", from))
 	}
 	if len(r.Rcpts) > 0 {
-		rc := strings.Join(r.Rcpts[:min(len(r.Rcpts), maxLogAddrs)], ",")
+		rc := joinAddrs(r.Rcpts[:min(len(r.Rcpts), maxLogAddrs)])
 		if len(r.Rcpts) > maxLogAddrs {
 			rc += ",... (" + strconv.Itoa(len(r.Rcpts)) + " in all)"
 		}
@@ -232,6 +232,27 @@ func (r *Record) Attrs() []slog.Attr {
 		a = append(a, slog.String("error", r.Err.Error()))
 	}
 	return a
+}
+
+// maxLogAddr bounds one address in a log line: a sender field may hold an address of a
+// megabyte, which no log line should.
+const maxLogAddr = 256
+
+// joinAddrs joins addresses with commas, each cut to maxLogAddr bytes ("...").
+func joinAddrs(addrs []string) string {
+	var b strings.Builder
+	for i, a := range addrs {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		if len(a) > maxLogAddr {
+			b.WriteString(a[:maxLogAddr])
+			b.WriteString("...")
+			continue
+		}
+		b.WriteString(a)
+	}
+	return b.String()
 }
 
 // Millis formats d in milliseconds with three decimals ("1.234ms"): one unit for every

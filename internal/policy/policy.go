@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"strings"
 
 	"block-forged-sender/internal/address"
 	"block-forged-sender/internal/header"
@@ -105,7 +106,7 @@ type Decision struct {
 	Checked  []Checked // with Config.Explain: every address looked at, in order
 	// From holds the first header addresses seen (each once, as found) and FromCount how
 	// many distinct ones there were, for the log line.
-	From      []string
+	From      []string // each cut to 256 bytes
 	FromCount int
 }
 
@@ -147,9 +148,17 @@ var (
 // maxFrom is how many header addresses Decision.From keeps.
 const maxFrom = 20
 
-// maxSeen bounds the addresses remembered to look each up once: past it, an address seen
-// twice is simply looked up twice. Work stays linear in the header, memory bounded.
-const maxSeen = 1 << 16
+// maxSeen and maxSeenBytes bound the addresses remembered to look each up once: past them,
+// an address seen twice is simply looked up twice. Work stays linear in the header, memory
+// bounded by about one sender field (many fields of long addresses held 240 MB before).
+const (
+	maxSeen      = 1 << 16
+	maxSeenBytes = 256 << 10
+)
+
+// maxFromLen bounds one address kept in Decision.From: a sender field may hold an address
+// of a megabyte, which no log line needs whole.
+const maxFromLen = 256
 
 // Judge collects what is known of one message and decides. Feed it in any order: the
 // envelope sender ([Judge.Sender]), the recipients ([Judge.Recipients]), each header sender
@@ -174,6 +183,7 @@ type Judge struct {
 	pending []Checked
 	checked []Checked
 	seen    map[string]struct{}
+	seenLen int // bytes of the addresses in seen
 	from    []string
 	nfrom   int
 	cands   []address.Address
@@ -334,11 +344,16 @@ func (j *Judge) look(source string, a address.Address) (Checked, bool) {
 		if _, dup := j.seen[c.Canonical]; dup {
 			return Checked{}, false
 		}
-		if len(j.seen) < maxSeen {
+		if len(j.seen) < maxSeen && j.seenLen+len(c.Canonical) <= maxSeenBytes {
 			j.seen[c.Canonical] = struct{}{}
+			j.seenLen += len(c.Canonical)
 			j.nfrom++
 			if len(j.from) < maxFrom {
-				j.from = append(j.from, c.Address)
+				a := c.Address
+				if len(a) > maxFromLen {
+					a = a[:maxFromLen] + "..."
+				}
+				j.from = append(j.from, strings.Clone(a))
 			}
 		}
 	}

@@ -92,20 +92,6 @@ func TestEnvelopeFromEnv(t *testing.T) {
 	}
 }
 
-func TestCustomErrorText(t *testing.T) {
-	tests := []struct{ in, want string }{
-		{"forged sender (#5.7.1)", "Dforged sender (#5.7.1)"},
-		{"two\r\nlines\x00", "Dtwo  lines "},
-		{"caf\xc3\xa9", "Dcaf  "},
-		{strings.Repeat("x", 300), "D" + strings.Repeat("x", 254)},
-	}
-	for _, tt := range tests {
-		if got := string(CustomErrorText(tt.in)); got != tt.want {
-			t.Errorf("CustomErrorText(%q) = %q, want %q", tt.in, got, tt.want)
-		}
-	}
-}
-
 func TestTemporary(t *testing.T) {
 	for code, want := range map[int]bool{0: false, 11: false, 31: false, 40: false, 99: false, 82: false,
 		52: true, 53: true, 54: true, 55: true, 81: true, 91: true, 1: true, 41: true} {

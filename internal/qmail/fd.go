@@ -2,7 +2,6 @@ package qmail
 
 import (
 	"os"
-	"strings"
 	"syscall"
 )
 
@@ -14,10 +13,13 @@ func fdStat(fd int) (st syscall.Stat_t, ok bool) {
 }
 
 // EnvelopeFD3 returns fd 3 when it is open for reading, as qmail-qfilter leaves it: the
-// envelope in qmail-queue form. It returns nil when fd 3 is closed.
+// envelope in qmail-queue form. It returns nil when fd 3 is closed, or holds a directory or
+// a descriptor with no file type (an anonymous inode: the Go runtime's own epoll
+// descriptor takes a closed fd 3 when a garbage collection starts before main, as under a
+// small GOMEMLIMIT).
 func EnvelopeFD3() *os.File {
 	st, ok := fdStat(3)
-	if !ok || st.Mode&syscall.S_IFMT == syscall.S_IFDIR {
+	if !ok || st.Mode&syscall.S_IFMT == syscall.S_IFDIR || st.Mode&syscall.S_IFMT == 0 {
 		return nil
 	}
 	fl, err := fcntlGetfl(3)
@@ -49,22 +51,6 @@ func fcntlGetfl(fd int) (int, error) {
 		return 0, e
 	}
 	return int(r), nil
-}
-
-// CustomErrorText turns reason into the reply text of the custom-error patch: "D" and one
-// printable line, at most 255 bytes in all, since qmail-smtpd reads no more and a line end
-// would desynchronise the SMTP dialogue.
-func CustomErrorText(reason string) []byte {
-	var b strings.Builder
-	b.WriteByte('D')
-	for i := 0; i < len(reason) && b.Len() < 255; i++ {
-		c := reason[i]
-		if c < 0x20 || c >= 0x7f {
-			c = ' ' // control bytes and 8-bit bytes: not on an SMTP reply line
-		}
-		b.WriteByte(c)
-	}
-	return []byte(b.String())
 }
 
 // ClosedAtStart reports whether fd, a standard descriptor (0, 1 or 2), was closed when the

@@ -6,6 +6,8 @@ import (
 	"os"
 	"os/exec"
 	"syscall"
+
+	"block-forged-sender/internal/rlimit"
 )
 
 // Queue is a running qmail-queue child: the message goes into Message, and the envelope,
@@ -23,7 +25,8 @@ var ErrQueue = errors.New("qmail: qmail-queue")
 
 // StartQueue starts the real qmail-queue at path with pipes on its fd 0 and fd 1. It
 // inherits fd 2 and nothing else: fd 6 stays ours, since qmail-smtpd waits for every holder
-// of the custom-error pipe to close it before it answers.
+// of the custom-error pipe to close it before it answers. It runs under the memory limits
+// this program was started with, not the ones internal/rlimit raised (see [rlimit.Start]).
 func StartQueue(path string, stderr *os.File) (*Queue, error) {
 	msgR, msgW, err := os.Pipe()
 	if err != nil {
@@ -36,7 +39,7 @@ func StartQueue(path string, stderr *os.File) (*Queue, error) {
 		return nil, fmt.Errorf("%w: %v", ErrQueue, err)
 	}
 	cmd := &exec.Cmd{Path: path, Args: []string{path}, Stdin: msgR, Stdout: envR, Stderr: stderr}
-	if err := cmd.Start(); err != nil {
+	if err := rlimit.Start(cmd); err != nil {
 		msgR.Close()
 		msgW.Close()
 		envR.Close()

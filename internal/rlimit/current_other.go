@@ -1,0 +1,5 @@
+//go:build !unix
+
+package rlimit
+
+func current(Resource) uint64 { return Unlimited }
