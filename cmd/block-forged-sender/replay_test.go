@@ -1,9 +1,11 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"maps"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -344,5 +346,64 @@ func TestCheckDoesNotWriteRules(t *testing.T) {
 	}
 	if after := dirState(t, dir); maps.Equal(before, after) {
 		t.Errorf("the filter did not compile the newer text: this test cannot see a write")
+	}
+}
+
+// The README's replay: a Maildir and an mbox for examples/badsenders.
+var readmeMail = map[string]string{
+	"Maildir/cur/1764237600.M1P1.mx.example.com:2,S": "Return-Path: <anna@partner.example>\nDelivered-To: sales@example.com\n" +
+		"From: Anna Berg <anna@partner.example>\nTo: Sales <sales@example.com>\nSubject: Order 4711\n\nPlease send 40 units.\n",
+	"Maildir/cur/1764237660.M2P2.mx.example.com:2,RS": "Return-Path: <bounce@attacker.example>\nDelivered-To: accounts@example.com\n" +
+		"From: \"Chief Executive\" <ceo@example.com>\nTo: Accounts <accounts@example.com>\nSubject: Urgent transfer\n\nPay today.\n",
+	"Maildir/new/1764237720.M3P3.mx.example.com": "Return-Path: <bounces@mailer.example>\nDelivered-To: subscribers@example.com\n" +
+		"From: Example News <NEWS@example.com>\nTo: Subscribers <subscribers@example.com>\nSubject: November newsletter\n\nNews.\n",
+	"Maildir/new/1764237780.M4P4.mx.example.com": "Return-Path: <invoices@billing-provider.example>\nDelivered-To: accounts@customer.example\n" +
+		"From: Customer Billing <billing@customer.example>\nTo: Accounts <accounts@customer.example>\nSubject: Your invoice 2026-11\n\nAttached.\n",
+	"Maildir/tmp/1764237840.M5P5.mx.example.com": "Return-Path: <bounce@attacker.example>\nFrom: ceo@example.com\n\nstill being delivered\n",
+	"archive.mbox": "From anna@partner.example Thu Nov 27 10:00:00 2026\n" +
+		"Return-Path: <anna@partner.example>\nDelivered-To: sales@example.com\nFrom: Anna Berg <anna@partner.example>\nSubject: Fwd: odd mail\n\n" +
+		"Look at this one:\n\n>From bounce@attacker.example Thu Nov 27 09:00:00 2026\nFrom: \"Chief Executive\" <ceo@example.com>\nSubject: Urgent transfer\n\n" +
+		">>From the archive\n\n" +
+		"From ceo@example.com Thu Nov 27 10:01:00 2026\n" +
+		"Return-Path: <ceo@example.com>\nDelivered-To: accounts@example.com\nFrom: Helpdesk <helpdesk@attacker.example>\nSubject: Invoice\n\nPay.\n\n" +
+		"From MAILER-DAEMON Thu Nov 27 10:02:00 2026\n" +
+		"Return-Path: <>\nDelivered-To: ceo@example.com\nFrom: Mail Delivery Subsystem <MAILER-DAEMON@partner.example>\nSubject: failure notice\n\n" +
+		"Your message could not be delivered:\n\nFrom: Chief Executive <ceo@example.com>\n\n",
+}
+
+// TestReadmeReplay runs the README's replay where it says (a directory holding the
+// compiled examples/badsenders, a Maildir and an mbox) and compares what it prints.
+func TestReadmeReplay(t *testing.T) {
+	dir := writeFiles(t, t.TempDir(), readmeMail)
+	rules, err := os.ReadFile(filepath.Join(testenv.Root(), "examples", "badsenders"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFiles(t, dir, map[string]string{"badsenders": string(rules)})
+	control := t.TempDir()
+	run := func(script string) (int, string) {
+		t.Helper()
+		cmd := exec.Command("sh", "-ec", script)
+		cmd.Dir = dir
+		cmd.Env = []string{"PATH=" + binDir + ":" + os.Getenv("PATH"), "BFS_QMAILCONTROL=" + control}
+		out, err := cmd.Output()
+		var ee *exec.ExitError
+		if err != nil && !errors.As(err, &ee) {
+			t.Fatal(err)
+		}
+		return cmd.ProcessState.ExitCode(), string(out)
+	}
+	if code, out := run("block-forged-sender compile badsenders"); code != 0 {
+		t.Fatalf("compile: exit %d, %s", code, out)
+	}
+	code, out := run(testenv.Snippet(t, "check-replay"))
+	if want := strings.TrimSuffix(testenv.Snippet(t, "check-replay-output"), "\n") + "\n"; code != 1 || out != want {
+		t.Errorf("the README's replay: exit %d, stdout:\n%s\nwant 1 and the README's:\n%s", code, out, want)
+	}
+	// What the README says of the invoice: from the provider's servers, it passes.
+	code, out = run("block-forged-sender check --rules badsenders --client mx1.billing-provider.example Maildir archive.mbox")
+	if want := "Maildir/new/1764237780.M4P4.mx.example.com pass (From billing@customer.example matches badsenders:12, excepted by badsenders:13)\n"; code != 1 ||
+		!strings.Contains(out, want) || !strings.HasSuffix(out, "checked 7 messages: 5 pass, 2 reject, 0 tempfail\n") {
+		t.Errorf("--client mx1.billing-provider.example: exit %d, stdout:\n%s\nwant it to hold %q", code, out, want)
 	}
 }
