@@ -174,11 +174,26 @@ func TestReplayFiles(t *testing.T) {
 	if res := (proc{args: []string{"check", p("legit.eml"), p("forged.eml")}, env: map[string]string{"BFS_RULES": p("missing")}}).run(t); res.code != 111 || len(res.stdout) != 0 {
 		t.Errorf("rules missing: exit %d, stdout %q; want 111 and nothing", res.code, res.stdout)
 	}
+	// Monitor mode passes what it would reject, and says so; a trusted client passes unread.
+	two := []string{p("legit.eml"), p("forged.eml")}
+	code, lines := replayLines(t, map[string]string{"BFS_RULES": rules, "BFS_MODE": "monitor"}, two...)
+	wantLines(t, "monitor mode", lines, []string{p("legit.eml") + " pass",
+		p("forged.eml") + " pass (monitor mode; would reject: From ceo@ours.example by " + rules + ":1 (forged: ours.example used from outside))",
+		"checked 2 messages: 2 pass, 0 reject, 0 tempfail"})
+	if code != 0 {
+		t.Errorf("monitor mode: exit %d, want 0", code)
+	}
+	res = proc{args: append([]string{"check"}, two...), env: map[string]string{"BFS_RULES": p("missing"), "RELAYCLIENT": ""}}.run(t)
+	if want := "rules: not read (the client is trusted)\n" + p("legit.eml") + " pass (client trusted: relayclient)\n" +
+		p("forged.eml") + " pass (client trusted: relayclient)\nchecked 2 messages: 2 pass, 0 reject, 0 tempfail\n"; res.code != 0 || string(res.stdout) != want {
+		t.Errorf("a relay client: exit %d, stdout:\n%s\nwant 0 and:\n%s", res.code, res.stdout, want)
+	}
+
 	// A message that cannot be read after it was listed: a Maildir entry pointing nowhere.
 	md := writeFiles(t, p("Maildir"), map[string]string{"cur/1:2,S": storedLegit})
 	os.Mkdir(filepath.Join(md, "new"), 0o755)
 	os.Symlink("nowhere", filepath.Join(md, "new", "2"))
-	code, lines := replayLines(t, map[string]string{"BFS_RULES": rules}, md)
+	code, lines = replayLines(t, map[string]string{"BFS_RULES": rules}, md)
 	if code != 111 || len(lines) != 3 || !strings.HasPrefix(lines[1], md+"/new/2 tempfail (mailbox: open "+md+"/new/2: no such file or directory") ||
 		lines[2] != "checked 2 messages: 1 pass, 0 reject, 1 tempfail" {
 		t.Errorf("a dangling Maildir entry: exit %d, lines %q", code, lines)

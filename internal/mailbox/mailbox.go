@@ -147,8 +147,11 @@ func (s *Source) Next() (Message, error) {
 		return Message{Name: s.Path, Reader: s.br}, nil
 	case KindMbox:
 		n, r, err := s.mbox.next()
-		if err != nil {
+		if err == io.EOF {
 			return Message{}, err
+		}
+		if err != nil {
+			return Message{Name: s.Path + "#" + strconv.Itoa(s.mbox.n+1)}, err
 		}
 		return Message{Name: s.Path + "#" + strconv.Itoa(n), Reader: r}, nil
 	}

@@ -151,6 +151,34 @@ func TestMboxPartlyRead(t *testing.T) {
 	}
 }
 
+// TestMboxReadError: a read error reaches the message it happens in, or, when it happens
+// while Next skips a message, Next reports it once; the mbox ends there.
+func TestMboxReadError(t *testing.T) {
+	data := "From a@b\nS: 1\n\nbody\n\nFrom c@d\nS: 2\n\n" + strings.Repeat("more\n", 1000)
+	disk := errors.New("disk on fire")
+	for _, readSecond := range []bool{true, false} {
+		src := mboxFrom("archive", io.MultiReader(strings.NewReader(data), iotest.ErrReader(disk)))
+		m, err := src.Next()
+		if b, rerr := io.ReadAll(m.Reader); err != nil || rerr != nil || string(b) != "S: 1\n\nbody\n" {
+			t.Fatalf("message 1: %q, %v, %v", b, err, rerr)
+		}
+		m, err = src.Next()
+		if err != nil || m.Name != "archive#2" {
+			t.Fatalf("message 2: %+v, %v", m, err)
+		}
+		if readSecond {
+			if _, err := io.ReadAll(m.Reader); !errors.Is(err, disk) {
+				t.Errorf("reading message 2: %v, want the read error", err)
+			}
+		} else if m, err := src.Next(); !errors.Is(err, disk) || m.Name != "archive#3" {
+			t.Errorf("Next after an unread message 2: %+v, %v; want the read error, named archive#3", m, err)
+		}
+		if _, err := src.Next(); err != io.EOF {
+			t.Errorf("after the read error (read %v): %v, want io.EOF", readSecond, err)
+		}
+	}
+}
+
 func TestKinds(t *testing.T) {
 	dir := t.TempDir()
 	write(t, filepath.Join(dir, "msg.eml"), "From: a@b\n\nx\n")
