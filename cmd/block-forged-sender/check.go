@@ -1,44 +1,64 @@
 package main
 
 import (
+	"bufio"
 	"flag"
 	"fmt"
 	"io"
-	"os"
+	"slices"
 	"strconv"
 	"strings"
 
 	"block-forged-sender/internal/cli"
+	"block-forged-sender/internal/mailbox"
 	"block-forged-sender/internal/policy"
 	"block-forged-sender/internal/qmail"
 	"block-forged-sender/internal/rules"
 )
 
-const checkHelp = `usage: block-forged-sender check [flags] [MESSAGE-FILE|-]
+const checkHelp = `usage: block-forged-sender check [flags] [MESSAGE-FILE|MAILDIR|MBOX|-]...
 
-Explains the verdict the filter would give: for the envelope sender (--sender) and every
-sender address in the message's header, it prints the address looked at, the rule that
-matched it (file:line, the entry and its reason) or that none did, and the verdict. It
-runs the filter's own pipeline with the same settings, from flags and environment
-(BFS_RULES, BFS_ALLOW, RELAYCLIENT, ...), so its verdict is the filter's.
+Explains the verdict the filter would give on a message, or replays stored mail through
+the filter: what would this list have blocked?
 
-Exit 0: the message would pass. Exit 1: it would be rejected. Exit 2: usage. Exit 111:
-no verdict (the rules or the message could not be read, or the filter would fail
-temporarily).
+With one message file (- for standard input), or with --sender and no file, it prints
+each address looked at (the envelope sender, every sender address in the header), the
+rule that matched it (file:line, the entry and its reason) or that none did, and the
+verdict.
+
+With several files, or with a Maildir (a directory with cur/ and new/: every message
+file in both, cur/ first, by name) or an mbox (a file that starts with "From ", or an
+empty file: every message, mboxrd quoting undone), it prints one line per message: its
+file (an mbox's messages are FILE#1, FILE#2, ...), the verdict, for a reject the address
+and the rule (file:line) that decided it, for a tempfail why; then the summary
+  checked N messages: P pass, R reject, T tempfail
+
+Each message's envelope sender is --sender when given, else its first Return-Path field
+(the last delivery's; <> is the null sender; without one the header is judged alone; one
+that holds no address is a tempfail). Its recipient is --rcpt when given, else its first
+Delivered-To or X-Original-To field; with no recipient, no rcpt= exception holds. The
+client is --client when given, else TCPREMOTEIP and TCPREMOTEHOST. Each message runs
+through the filter's own pipeline with the same settings, from flags and environment
+(BFS_RULES, BFS_ALLOW, RELAYCLIENT, ...), so its verdict is the filter's. check never
+writes to the rules directory: a text newer than its CDB is read, not compiled.
+
+Exit 0: every message would pass. Exit 1: one or more would be rejected. Exit 2: usage.
+Exit 111: one or more had no verdict (a file that cannot be read, a Return-Path without
+an address, a temporary failure of the filter), or the rules could not be read.
 `
 
-// runCheck explains a verdict.
+// runCheck explains a verdict, or replays stored mail.
 func runCheck(args []string, e cli.Env, std stdio) int {
 	fs := cli.NewFlagSet("block-forged-sender check", checkHelp)
 	c := &config{}
 	policyFlags(fs, c)
 	clientTrustFlags(fs, c)
-	fs.StringVar(&c.sender, "sender", "", "the envelope sender `ADDR` (empty or <> for the null sender)")
-	fs.Func("rcpt", "a recipient `ADDR`, for rcpt= exceptions (repeatable)", func(s string) error {
+	fs.StringVar(&c.sender, "sender", "", "the envelope sender `ADDR` of every message (empty or <> for the null sender), instead of its Return-Path")
+	fs.Func("rcpt", "a recipient `ADDR` of every message, for rcpt= exceptions, instead of its Delivered-To (repeatable)", func(s string) error {
 		c.rcpts = append(c.rcpts, s)
 		return nil
 	})
-	fs.StringVar(&c.clientIP, "client", "", "the client's `IP` address (default TCPREMOTEIP), for client= exceptions")
+	fs.Func("client", "the `CLIENT`, for client= exceptions: its IP address or its host name; give both with two --client (default TCPREMOTEIP and TCPREMOTEHOST)", c.addClient)
 	if cli.HasHelp(args) {
 		fs.PrintHelp(std.out)
 		return 0
@@ -47,59 +67,83 @@ func runCheck(args []string, e cli.Env, std stdio) int {
 		fmt.Fprintf(std.err, "%v\n", err)
 		return 2
 	}
-	if fs.NArg() > 1 || (fs.NArg() == 0 && !flagGiven(fs, "sender")) {
-		fmt.Fprint(std.err, "block-forged-sender check: give --sender ADDR and/or one MESSAGE-FILE\n")
+	if fs.NArg() == 0 && !flagGiven(fs, "sender") {
+		fmt.Fprint(std.err, "block-forged-sender check: give --sender ADDR, or message files, Maildirs or mbox files\n")
 		return 2
 	}
+	if i := slices.Index(fs.Args(), "-"); i >= 0 && slices.Contains(fs.Args()[i+1:], "-") {
+		fmt.Fprint(std.err, "block-forged-sender check: - (standard input) given twice\n")
+		return 2
+	}
+	w := bufio.NewWriter(std.out)
+	code := check(w, fs, c, e, std)
+	if err := w.Flush(); err != nil {
+		fmt.Fprintf(std.err, "block-forged-sender check: writing the output: %v\n", err)
+		return 111
+	}
+	return code
+}
+
+// check is runCheck after the command line: the rules, then the explanation or the replay.
+func check(w io.Writer, fs *cli.FlagSet, c *config, e cli.Env, std stdio) int {
 	fail := func(err error) int {
 		fmt.Fprintf(std.err, "block-forged-sender check: %v\n", err)
 		return 111
 	}
-	if w := cli.UnknownWarning(fs, std.environ); w != "" {
-		fmt.Fprintf(std.out, "warning: %s\n", w)
+	if warn := cli.UnknownWarning(fs, std.environ); warn != "" {
+		fmt.Fprintf(w, "warning: %s\n", warn)
 	}
 
 	rec := &cli.Record{}
 	p := newPipeline(c, e, rec, true)
 	defer p.close()
-	info, err := p.load()
+	info, err := p.loadWith(rules.LoadReadOnly)
 	if err != nil {
 		return fail(err)
 	}
 	if p.judge.Trusted() != "" {
-		fmt.Fprintln(std.out, "rules: not read (the client is trusted)")
+		fmt.Fprintln(w, "rules: not read (the client is trusted)")
 	} else {
-		fmt.Fprintf(std.out, "rules: %s\n", cli.DescribeLoad(info))
-		if rec.Warning != "" {
-			fmt.Fprintf(std.out, "warning: %s\n", rec.Warning)
-		}
+		fmt.Fprintf(w, "rules: %s\n", describeRules(info))
 	}
 
-	sender := strings.TrimSpace(c.sender)
-	if sender == "<>" || !flagGiven(fs, "sender") {
-		sender = "" // no envelope given: judge the header alone
+	r := &replayer{c: c, e: e, rules: p, senderGiven: flagGiven(fs, "sender"), stdin: std.in}
+	if sender := strings.TrimSpace(c.sender); sender != "<>" {
+		r.sender = sender
 	}
-	envelope := func() (qmail.Envelope, error) { return qmail.Envelope{Sender: sender, Recipients: c.rcpts}, nil }
 	var d policy.Decision
-	if fs.NArg() == 1 {
-		var r io.Reader = std.in
-		if name := fs.Arg(0); name != "-" {
-			f, err := os.Open(name)
-			if err != nil {
-				return fail(err)
-			}
-			defer f.Close()
-			r = f
-		}
-		if d, _, err = p.run(r, io.Discard, envelope); err != nil {
+	switch args := fs.Args(); {
+	case len(args) == 0:
+		p.judge.HeaderDone(nil) // the envelope alone
+		d = p.decide(qmail.Envelope{Sender: r.sender, Recipients: c.rcpts})
+	case len(args) == 1:
+		src, err := r.open(args[0])
+		if err != nil {
 			return fail(err)
 		}
-	} else {
-		p.judge.HeaderDone(nil) // the envelope alone
-		env, _ := envelope()
-		d = p.decide(env)
+		defer src.Close()
+		if src.Kind != mailbox.KindFile {
+			return r.replay(w, args, src)
+		}
+		m, err := src.Next()
+		if err != nil {
+			return fail(err)
+		}
+		dl := mailbox.NewDelivery(m.Reader)
+		var from delivered
+		if d, _, err = p.run(dl, io.Discard, r.envelope(dl, &from)); err != nil {
+			return fail(err)
+		}
+		if from.sender {
+			fmt.Fprintf(w, "sender: %s (Return-Path)\n", quoteIfNeeded("<"+p.rec.Sender+">"))
+		}
+		if from.rcpt != "" {
+			fmt.Fprintf(w, "recipient: %s (%s)\n", quoteIfNeeded(p.rec.Rcpts[0]), from.rcpt)
+		}
+	default:
+		return r.replay(w, args, nil)
 	}
-	explain(std.out, d)
+	explain(w, d)
 	switch d.Verdict {
 	case policy.Pass:
 		return 0
@@ -109,6 +153,19 @@ func runCheck(args []string, e cli.Env, std stdio) int {
 		return fail(d.Err)
 	}
 	return fail(errPending)
+}
+
+// describeRules says where check got the rules. The text read directly is check's choice
+// (it never compiles), not the filter's fallback that the log warns of.
+func describeRules(info rules.LoadInfo) string {
+	if !info.InMemory {
+		return cli.DescribeLoad(info)
+	}
+	why := "there is no " + info.Source + ".cdb"
+	if info.Stale {
+		why = "it is newer than " + info.Source + ".cdb"
+	}
+	return fmt.Sprintf("%s (the text, read directly: %s; check does not compile it, run: %s)", info.Source, why, info.Command)
 }
 
 // flagGiven reports whether a flag was set on the command line or in the environment.

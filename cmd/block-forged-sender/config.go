@@ -1,10 +1,12 @@
 package main
 
 import (
-	"fmt"
+	"errors"
 	"net/netip"
 	"os"
+	"strings"
 	"time"
+	"unicode"
 
 	"block-forged-sender/internal/cli"
 	"block-forged-sender/internal/policy"
@@ -30,9 +32,11 @@ type config struct {
 	errorPipe         *os.File // fd 6 when it is the custom-error pipe
 
 	// check only
-	sender   string
-	rcpts    []string
-	clientIP string
+	sender     string
+	rcpts      []string
+	clientSet  bool   // --client was given: TCPREMOTEIP and TCPREMOTEHOST are not read
+	clientIP   string // from --client
+	clientHost string // from --client
 }
 
 // policyFlags registers the settings shared by filter, queue and check.
@@ -69,12 +73,53 @@ func parse(fs *cli.FlagSet, c *config, args []string, e cli.Env) error {
 	if err := c.Policy.Check(fs.Name()); err != nil {
 		return err
 	}
-	if c.clientIP != "" {
-		if _, err := netip.ParseAddr(c.clientIP); err != nil {
-			return &cli.UsageError{Msg: fmt.Sprintf("%s: --client %q: not an IP address", fs.Name(), c.clientIP)}
+	return nil
+}
+
+// addClient takes one --client: an IP address or a host name (at most one of each).
+func (c *config) addClient(s string) error {
+	s = strings.TrimSpace(s)
+	if ip, err := netip.ParseAddr(s); err == nil {
+		if c.clientIP != "" {
+			return errors.New("a second IP address (give one IP address and one host name at most)")
+		}
+		c.clientIP, c.clientSet = ip.String(), true
+		return nil
+	}
+	if !isHostName(s) {
+		return errors.New("not an IP address or a host name")
+	}
+	if c.clientHost != "" {
+		return errors.New("a second host name (give one IP address and one host name at most)")
+	}
+	c.clientHost, c.clientSet = s, true
+	return nil
+}
+
+// isHostName reports whether s can be a host name: dot-separated labels of letters
+// (UTF-8 too), digits, hyphens and underscores, not digits and dots alone (a mistyped IP
+// address), a final dot allowed.
+func isHostName(s string) bool {
+	s = strings.TrimSuffix(s, ".")
+	if s == "" || len(s) > 253 {
+		return false
+	}
+	digits := true
+	for _, label := range strings.Split(s, ".") {
+		if label == "" || len(label) > 63 {
+			return false
+		}
+		for _, r := range label {
+			switch {
+			case '0' <= r && r <= '9':
+			case 'a' <= r && r <= 'z', 'A' <= r && r <= 'Z', r == '-', r == '_', r >= 0x80 && unicode.IsLetter(r):
+				digits = false
+			default:
+				return false
+			}
 		}
 	}
-	return nil
+	return !digits
 }
 
 // policyConfig is the policy's configuration for this run.
@@ -97,13 +142,13 @@ func (c *config) defaultHost() (string, error) {
 // client describes the SMTP client from the environment tcpserver and tcprules set:
 // RELAYCLIENT set (even empty) by tcprules for relay clients and by the common SMTP AUTH
 // patches after a successful AUTH; TCPREMOTEINFO (IDENT) is never trusted: the client
-// controls it.
+// controls it. check's --client, when given, replaces TCPREMOTEIP and TCPREMOTEHOST.
 func (c *config) client(e cli.Env) policy.Client {
 	cl := policy.Client{Host: e.Get("TCPREMOTEHOST"), Trusted: c.trusted}
 	_, cl.RelayClient = e("RELAYCLIENT")
 	ip := e.Get("TCPREMOTEIP")
-	if c.clientIP != "" {
-		ip = c.clientIP
+	if c.clientSet {
+		ip, cl.Host = c.clientIP, c.clientHost
 	}
 	if a, err := netip.ParseAddr(ip); err == nil {
 		cl.IP = a.Unmap()

@@ -30,8 +30,9 @@ commands:
   queue     run as QMAILQUEUE in front of the real qmail-queue (also when invoked as
             block-forged-sender-queue): streams the message on, withholds the envelope
             of a rejected message
-  check     explain the verdict for a sender and/or a message: block-forged-sender check
-            [--sender ADDR] [--rcpt ADDR] [MESSAGE-FILE|-]; exit 0 pass, 1 reject
+  check     explain a verdict, or replay stored mail (message files, Maildirs, mbox
+            files): block-forged-sender check [--sender ADDR] [--rcpt ADDR] [--client
+            IP|HOST] [FILE|MAILDIR|MBOX|-]...; exit 0 pass, 1 reject, 111 no verdict
   compile   compile a rules text to CDB: block-forged-sender compile SRC [DST]
   milter    milter daemon for Postfix and Sendmail: block-forged-sender milter
             --listen unix:PATH|inet:PORT@HOST (runs block-forged-sender-milter)

@@ -30,12 +30,16 @@ func newPipeline(c *config, e cli.Env, rec *cli.Record, explain bool) *pipeline 
 	return p
 }
 
-// load opens the rules, unless the client is trusted. Its failure is a *rulesError.
-func (p *pipeline) load() (rules.LoadInfo, error) {
+// load opens the rules with rules.Load (which compiles a text newer than its CDB), unless
+// the client is trusted. Its failure is a *rulesError.
+func (p *pipeline) load() (rules.LoadInfo, error) { return p.loadWith(rules.Load) }
+
+// loadWith is load with another loader: check's rules.LoadReadOnly, which never writes.
+func (p *pipeline) loadWith(load func(string) (*rules.Set, rules.LoadInfo, error)) (rules.LoadInfo, error) {
 	if p.judge.Trusted() != "" {
 		return rules.LoadInfo{}, nil
 	}
-	s, info, err := rules.Load(p.c.Rules)
+	s, info, err := load(p.c.Rules)
 	if err != nil {
 		return info, &rulesError{err}
 	}
@@ -45,6 +49,14 @@ func (p *pipeline) load() (rules.LoadInfo, error) {
 		p.rec.Warning = strings.TrimPrefix(p.rec.Warning+"; "+w, "; ")
 	}
 	return info, nil
+}
+
+// share makes p judge with the rules that from loaded (and closes): check replays every
+// message with one load.
+func (p *pipeline) share(from *pipeline) {
+	if from.set != nil && p.judge.Trusted() == "" {
+		p.judge.Use(from.set)
+	}
 }
 
 func (p *pipeline) close() {
