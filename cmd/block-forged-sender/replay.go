@@ -99,8 +99,9 @@ func (r *replayer) replay(w io.Writer, args []string, first *mailbox.Source) int
 		}
 		src.Close()
 	}
-	fmt.Fprintf(w, "checked %s: %d pass, %d reject, %d tempfail\n",
-		cli.Plural(t.pass+t.reject+t.tempfail, "message", "messages"), t.pass, t.reject, t.tempfail)
+	// Exactly this form, "messages" even for one: scripts read it (issue 13).
+	fmt.Fprintf(w, "checked %d messages: %d pass, %d reject, %d tempfail\n",
+		t.pass+t.reject+t.tempfail, t.pass, t.reject, t.tempfail)
 	switch {
 	case t.tempfail > 0:
 		return 111
