@@ -422,6 +422,13 @@ func swaks(t *testing.T, addr string, s send) (string, int) {
 	if err != nil && !errors.As(err, &ee) {
 		t.Fatalf("swaks: %v", err)
 	}
+	// A server that closes the connection after its reply (Sendmail's 421 for a bare CR)
+	// races swaks's QUIT: swaks exits 26 when it sees the close first, and dies of SIGPIPE
+	// when its write comes first. The same outcome.
+	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() && ws.Signal() == syscall.SIGPIPE &&
+		strings.Contains(string(out), "*** Remote host closed connection unexpectedly.") {
+		return string(out), 26
+	}
 	return string(out), cmd.ProcessState.ExitCode()
 }
 
