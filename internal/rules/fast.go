@@ -6,11 +6,12 @@ import (
 )
 
 // The fast path. Nearly every line of a real list is a plain ASCII entry with perhaps a
-// reason: user@host, @host or .host, its local part and host made of atext, no quotes,
-// no scopes. parseFast parses such a line in place, without building strings, and leaves
-// every other line (and every line it is not sure of) to [parseLine], which stays the one
-// definition of the syntax: for any line parseFast accepts, parseLine returns the same
-// rule (FuzzParseFast checks this).
+// reason: user@host, @host or .host, its local part made of atext, its host of letters,
+// digits, hyphens and underscores, no quotes, no scopes. parseFast parses such a line in
+// place, without building strings, and leaves every other line (and every line it is not
+// sure of) to [parseLine], which stays the one definition of the syntax: for any line
+// parseFast accepts, parseLine returns the same rule and no error (FuzzParseFast checks
+// this).
 
 // byte classes of the fast path.
 const (
@@ -18,6 +19,7 @@ const (
 	clText              // may appear in a fast reason: printable ASCII and tab
 	clUpper             // 'A'..'Z'
 	clBlank             // ' ' or '\t'
+	clHost              // may appear in a fast host label: letters, digits, '-', '_'
 )
 
 var fastClass = func() (t [256]uint8) {
@@ -26,11 +28,15 @@ var fastClass = func() (t [256]uint8) {
 	}
 	t['\t'] |= clText | clBlank
 	t[' '] |= clBlank
-	for _, c := range []byte("abcdefghijklmnopqrstuvwxyz0123456789!#$%&'*+-/=?^_`{|}~.@") {
+	// atext but '*', '^' and '$', which may be a wildcard or an expression (notLiteral).
+	for _, c := range []byte("abcdefghijklmnopqrstuvwxyz0123456789!#%&'+-/=?_`{|}~.@") {
 		t[c] |= clEntry
 	}
 	for c := 'A'; c <= 'Z'; c++ {
 		t[c] |= clEntry | clUpper
+	}
+	for _, c := range []byte("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_") {
+		t[c] |= clHost
 	}
 	return t
 }()
@@ -48,8 +54,9 @@ type fastRule struct {
 
 // parseFast parses b, a line without its line end, into f when it is a plain entry line,
 // and reports whether it did. Blank and comment lines, malformed lines and lines with
-// anything unusual (non-ASCII, control characters, quotes, angle brackets, scopes) are
-// refused: the caller gives them to [parseLine].
+// anything unusual (non-ASCII, control characters, quotes, angle brackets, scopes, a
+// reason starting with NAME=, an exception's reason with '=' or ':') are refused: the
+// caller gives them to [parseLine].
 func parseFast(b []byte, f *fastRule) bool {
 	i := 0
 	for i < len(b) && fastClass[b[i]]&clBlank != 0 {
@@ -84,27 +91,22 @@ func parseFast(b []byte, f *fastRule) bool {
 		return true
 	}
 	rest := b[i:]
-	if hasScopePrefix(rest) {
-		return false
-	}
-	last := 0
+	last, first := 0, true // first: in the reason's first word
 	for j, c := range rest {
 		cl := fastClass[c]
-		if cl&clText == 0 {
+		switch {
+		case cl&clText == 0:
 			return false
+		case cl&clBlank != 0:
+			first = false
+			continue
+		case c == '=' && (first || f.except), c == ':' && f.except:
+			return false // a scope, or a word that looks like one (checkReason)
 		}
-		if cl&clBlank == 0 {
-			last = j
-		}
+		last = j
 	}
 	f.reason, f.reasonAt = rest[:last+1], i // rest[0] is not blank
 	return true
-}
-
-// hasScopePrefix reports whether b starts with "rcpt=" or "client=" in any case.
-func hasScopePrefix(b []byte) bool {
-	return len(b) >= 5 && bytes.EqualFold(b[:5], []byte("rcpt=")) ||
-		len(b) >= 7 && bytes.EqualFold(b[:7], []byte("client="))
 }
 
 // appendFastKey appends the canonical key of p, a pattern made of clEntry bytes, to key
@@ -127,13 +129,25 @@ func appendFastKey(key, p []byte) ([]byte, bool) {
 	if n := len(host); n > 0 && host[n-1] == '.' {
 		host = host[:n-1]
 	}
-	if len(host) == 0 || host[0] == '.' || host[len(host)-1] == '.' {
+	if len(host) == 0 || len(host) > 253 {
 		return key, false
 	}
-	for i, c := range host {
-		if c == '@' || (c == '.' && host[i-1] == '.') { // host[0] is not '.'
+	label := 0
+	for _, c := range host {
+		if c == '.' {
+			if label == 0 {
+				return key, false // an empty label
+			}
+			label = 0
+			continue
+		}
+		if fastClass[c]&clHost == 0 || label == 63 {
 			return key, false
 		}
+		label++
+	}
+	if label == 0 {
+		return key, false
 	}
 	return appendLower(key, host), true
 }

@@ -40,10 +40,18 @@ package rules
 import (
 	"fmt"
 	"net/netip"
+	"strings"
 )
 
 // MaxLine is the longest line, in bytes without its line end, a rules file may hold.
 const MaxLine = 64 << 10
+
+// MaxErrors and MaxWarnings bound the mistakes an [ErrorList] or a [Report] lists; the
+// rest are only counted.
+const (
+	MaxErrors   = 100
+	MaxWarnings = 100
+)
 
 // Rule is one entry of a rules file.
 type Rule struct {
@@ -90,4 +98,106 @@ type SyntaxError struct {
 // Error returns "FILE:LINE: MSG".
 func (e *SyntaxError) Error() string {
 	return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg)
+}
+
+// ErrorList is every malformed line of a rules text, in line order: [Parse], [Compile]
+// and [Load] read the whole text and report all of its mistakes at once. errors.As finds
+// a [*SyntaxError] in it (the first).
+type ErrorList struct {
+	Errors []*SyntaxError // the first MaxErrors mistakes
+	More   int            // mistakes found beyond those
+}
+
+// Error returns the first mistake, and how many more there are, on one line (as
+// go/scanner.ErrorList does); a caller that shows them all ranges over Errors.
+func (l *ErrorList) Error() string {
+	switch n := len(l.Errors) + l.More; {
+	case n == 0:
+		return "rules: no errors"
+	case n == 1:
+		return l.Errors[0].Error()
+	case n == 2:
+		return l.Errors[0].Error() + " (and 1 more error)"
+	default:
+		return fmt.Sprintf("%s (and %d more errors)", l.Errors[0], n-1)
+	}
+}
+
+// Unwrap returns the listed mistakes, for errors.Is and errors.As.
+func (l *ErrorList) Unwrap() []error {
+	errs := make([]error, len(l.Errors))
+	for i, e := range l.Errors {
+		errs[i] = e
+	}
+	return errs
+}
+
+// add appends a mistake, or only counts it past MaxErrors.
+func (l *ErrorList) add(file string, line int, msg string) {
+	if len(l.Errors) < MaxErrors {
+		l.Errors = append(l.Errors, &SyntaxError{file, line, msg})
+	} else {
+		l.More++
+	}
+}
+
+func (l *ErrorList) empty() bool { return len(l.Errors) == 0 }
+
+// err returns l as an error, or nil when it lists nothing.
+func (l *ErrorList) err() error {
+	if l.empty() {
+		return nil
+	}
+	return l
+}
+
+// Warning is something in a rules text that compiles but is probably not what was meant:
+// an entry that repeats an earlier one, a block entry an exception cancels, an exception
+// that no block entry needs, a reason the SMTP reply cannot carry as it is.
+type Warning struct {
+	File string
+	Line int // 0 when the warning is about a file as a whole, or a CDB record
+	Msg  string
+}
+
+// String returns "FILE:LINE: MSG", or "FILE: MSG" without a line.
+func (w Warning) String() string {
+	if w.Line == 0 {
+		return w.File + ": " + w.Msg
+	}
+	return fmt.Sprintf("%s:%d: %s", w.File, w.Line, w.Msg)
+}
+
+// Report says what [Compile] (or [LoadText]) made of a rules text.
+type Report struct {
+	Entries int    // rules compiled, those that :rcpthosts lines give included
+	Domains int    // domains read from qmail's control files for :rcpthosts lines
+	Version string // the rules version (see [Set.Version])
+
+	Warnings     []Warning // the first MaxWarnings warnings, in line order
+	MoreWarnings int       // warnings found beyond those
+}
+
+// Summary says it in a few words for a command's output: "2 entries, version
+// 0123456789ab, 1 warning".
+func (r Report) Summary() string {
+	var b strings.Builder
+	b.WriteString(plural(r.Entries, "entry", "entries"))
+	if r.Domains > 0 {
+		fmt.Fprintf(&b, " (%s from :rcpthosts)", plural(r.Domains, "domain", "domains"))
+	}
+	if r.Version != "" {
+		b.WriteString(", version " + r.Version)
+	}
+	if n := len(r.Warnings) + r.MoreWarnings; n > 0 {
+		b.WriteString(", " + plural(n, "warning", "warnings"))
+	}
+	return b.String()
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
 }
