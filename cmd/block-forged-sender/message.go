@@ -141,6 +141,9 @@ func (e *rulesError) Unwrap() error { return e.err }
 // loadWarning is what the log line says when the rules were read from the text because
 // the CDB could not be written: the admin must compile it.
 func loadWarning(info rules.LoadInfo) string {
+	if info.LastGood {
+		return fmt.Sprintf("the rules text does not compile (%v): using %s, compiled from an earlier version; run: %s", info.Err, info.Source, info.Command)
+	}
 	if !info.InMemory {
 		return ""
 	}
@@ -154,6 +157,8 @@ func loadWarning(info rules.LoadInfo) string {
 // describeLoad says where the rules came from, for check.
 func describeLoad(info rules.LoadInfo) string {
 	switch {
+	case info.LastGood:
+		return info.Source + " (last good: the text does not compile)"
 	case info.InMemory:
 		return info.Source + " (text, read directly)"
 	case info.Compiled:

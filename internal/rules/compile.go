@@ -144,7 +144,7 @@ type builder struct {
 
 	reasons, hosts, dups, excWarn warnList
 
-	key, val []byte
+	key []byte
 }
 
 func newBuilder(file string, sink func(key, val []byte) error) *builder {
@@ -180,8 +180,9 @@ func (b *builder) line(l *parsed) error {
 	} else {
 		b.idx.add(f.key, l.line)
 	}
-	b.val = appendFastValue(b.val[:0], f, l.line)
-	return b.add(f.key, b.val)
+	buf := b.sum.begin(f.key)
+	buf = appendFastValue(buf, f, l.line)
+	return b.add(f.key, b.sum.end(buf, f.key))
 }
 
 // rule takes one rule parsed in full, or given by a :rcpthosts line.
@@ -195,14 +196,17 @@ func (b *builder) rule(r *Rule) error {
 	} else {
 		b.idx.add(b.key, r.Line)
 	}
-	b.val = appendValue(b.val[:0], r)
-	return b.add(b.key, b.val)
+	buf := b.sum.begin(b.key)
+	buf = appendValue(buf, r)
+	return b.add(b.key, b.sum.end(buf, b.key))
 }
 
+// add hands a record, already in the version sum, to the sink.
 func (b *builder) add(key, val []byte) error {
 	b.entries++
-	b.sum.add(key, val)
-	return b.sink(key, val)
+	err := b.sink(key, val)
+	b.sum.next()
+	return err
 }
 
 // report returns the Report of a finished build.

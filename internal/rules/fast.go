@@ -20,11 +20,15 @@ const (
 	clUpper             // 'A'..'Z'
 	clBlank             // ' ' or '\t'
 	clHost              // may appear in a fast host label: letters, digits, '-', '_'
+	clPlain             // nothing to look at in a fast reason: clText but blanks, '=' and ':'
 )
 
 var fastClass = func() (t [256]uint8) {
 	for c := 0x20; c < 0x7f; c++ {
 		t[c] |= clText
+		if c != ' ' && c != '=' && c != ':' {
+			t[c] |= clPlain
+		}
 	}
 	t['\t'] |= clText | clBlank
 	t[' '] |= clBlank
@@ -94,16 +98,20 @@ func parseFast(b []byte, f *fastRule) bool {
 	last, first := 0, true // first: in the reason's first word
 	for j, c := range rest {
 		cl := fastClass[c]
+		if cl&clPlain != 0 {
+			last = j
+			continue
+		}
 		switch {
-		case cl&clText == 0:
-			return false
 		case cl&clBlank != 0:
 			first = false
-			continue
+		case cl&clText == 0:
+			return false
 		case c == '=' && (first || f.except), c == ':' && f.except:
 			return false // a scope, or a word that looks like one (checkReason)
+		default:
+			last = j
 		}
-		last = j
 	}
 	f.reason, f.reasonAt = rest[:last+1], i // rest[0] is not blank
 	return true
@@ -132,24 +140,27 @@ func appendFastKey(key, p []byte) ([]byte, bool) {
 	if len(host) == 0 || len(host) > 253 {
 		return key, false
 	}
-	label := 0
-	for _, c := range host {
-		if c == '.' {
-			if label == 0 {
-				return key, false // an empty label
+	// Lower-case and check in one pass: labels of 1 to 63 letters, digits, '-', '_'.
+	n := len(key)
+	key = append(key, host...)
+	dot := -1
+	for j, c := range host {
+		cl := fastClass[c]
+		if cl&clHost != 0 {
+			if cl&clUpper != 0 {
+				key[n+j] = c + ('a' - 'A')
 			}
-			label = 0
 			continue
 		}
-		if fastClass[c]&clHost == 0 || label == 63 {
+		if c != '.' || j == dot+1 || j-dot > 64 {
 			return key, false
 		}
-		label++
+		dot = j
 	}
-	if label == 0 {
+	if l := len(host) - dot - 1; l == 0 || l > 63 {
 		return key, false
 	}
-	return appendLower(key, host), true
+	return key, true
 }
 
 // appendLower appends ASCII s lower-cased to b.

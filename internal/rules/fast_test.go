@@ -113,7 +113,8 @@ func TestParseFastReuse(t *testing.T) {
 }
 
 // FuzzParseFast checks that for every line the fast path accepts, parseLine returns the
-// same rule and appendValue the same bytes.
+// same rule, no error and no directive, and appendValue the same bytes: the fast path
+// never accepts a line the full parser refuses.
 func FuzzParseFast(f *testing.F) {
 	for _, s := range []string{
 		"User1@Host1.Example\tbanned address 1",
@@ -124,6 +125,17 @@ func FuzzParseFast(f *testing.F) {
 		"a@b@c.example.",
 		"@x.example\tsee\tticket",
 		"!!a@x.example client",
+		"*@x.example",
+		"^a@x.example$",
+		"@x.example score=1",
+		"@x.example spam score=1",
+		"!a@x.example ok note=1",
+		"!a@x.example ok client:10.0.0.1",
+		"!@customer.example clinet=.billing.example billing",
+		"@a_b.example",
+		"@" + strings.Repeat("a", 63) + "." + strings.Repeat("b", 63) + "." + strings.Repeat("c", 63) + "." + strings.Repeat("d", 61),
+		"@a+b.example",
+		":rcpthosts forged",
 	} {
 		f.Add([]byte(s))
 	}

@@ -32,9 +32,13 @@ import (
 // DefaultControl is qmail's control directory, where :rcpthosts reads by default.
 const DefaultControl = "/var/qmail/control"
 
-// testOnlyOpenControl opens qmail's control files; the tests replace it so that no test
-// ever reads this machine's /var/qmail.
-var testOnlyOpenControl = os.Open
+// testOnlyOpenControl opens qmail's control files, and testOnlyDefaultControl is the
+// directory read without control=; the tests replace them so that no test ever reads
+// this machine's /var/qmail.
+var (
+	testOnlyOpenControl    = os.Open
+	testOnlyDefaultControl = DefaultControl
+)
 
 // directive is a :rcpthosts line.
 type directive struct {
@@ -141,7 +145,7 @@ func unquote(s string) string {
 func controlDir(file string, d *directive) (string, error) {
 	dir := d.control
 	if dir == "" {
-		dir = DefaultControl
+		dir = testOnlyDefaultControl
 	}
 	if !filepath.IsAbs(dir) {
 		dir = filepath.Join(filepath.Dir(file), dir)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"io"
+	"math/bits"
 	"slices"
 	"sort"
 	"strings"
@@ -47,21 +48,27 @@ import (
 const replyMax = 255 - len("D") - len(" (#5.7.1)")
 
 const (
-	idxBuckets  = 1 << 12
 	idxLineBits = 28
 	idxMaxLine  = 1<<idxLineBits - 1
+	idxHashBits = 64 - idxLineBits // kept in an element, below the bucket's bits
+	idxChunk    = 1 << 15
 )
 
-// blockIndex holds, for each block entry, 48 bits of a hash of its key (12 pick the
-// bucket, 36 are kept) and its line, packed in a uint64.
+// blockIndex holds, for each block entry, a hash of its key and its line. While the text
+// is read they are appended to two arrays (in chunks, so that growing copies nothing),
+// which costs a few nanoseconds a line; [finish] then spreads them by the hash's top bits
+// into buckets of about 16 elements (2^4 to 2^16 buckets) in one array, each element 36
+// more bits of the hash and the line. A bucket is searched by reading it through.
 type blockIndex struct {
-	seed    maphash.Seed
-	buckets [idxBuckets][]uint64
-	over    bool // a line past idxMaxLine: the index is incomplete
-}
+	seed   maphash.Seed
+	hashes [][]uint64
+	lines  [][]uint32
+	n      int
+	over   bool // a line past idxMaxLine: the index is incomplete
 
-func (x *blockIndex) hash(h uint64) (bucket int, hi uint64) {
-	return int(h >> 52), (h >> 16) & (1<<36 - 1)
+	bits  int      // after finish: the buckets are the hash's top bits
+	elems []uint64 // the buckets, one after the other
+	start []int    // bucket i is elems[start[i]:start[i+1]]
 }
 
 func (x *blockIndex) add(key []byte, line int) {
@@ -69,38 +76,91 @@ func (x *blockIndex) add(key []byte, line int) {
 		x.over = true
 		return
 	}
-	b, hi := x.hash(maphash.Bytes(x.seed, key))
-	x.buckets[b] = append(x.buckets[b], hi<<idxLineBits|uint64(line))
-}
-
-// has reports whether a block entry may have key (a false yes is rare: 2^-48 a key).
-// The buckets must be sorted.
-func (x *blockIndex) has(key string) bool {
-	b, hi := x.hash(maphash.String(x.seed, key))
-	s := x.buckets[b]
-	i := sort.Search(len(s), func(i int) bool { return s[i]>>idxLineBits >= hi })
-	return i < len(s) && s[i]>>idxLineBits == hi
-}
-
-// sort sorts each bucket by hash, then line.
-func (x *blockIndex) sort() {
-	for i := range x.buckets {
-		slices.Sort(x.buckets[i])
+	if x.n%idxChunk == 0 {
+		x.hashes = append(x.hashes, make([]uint64, 0, idxChunk))
+		x.lines = append(x.lines, make([]uint32, 0, idxChunk))
 	}
+	c := len(x.hashes) - 1
+	x.hashes[c] = append(x.hashes[c], maphash.Bytes(x.seed, key))
+	x.lines[c] = append(x.lines[c], uint32(line))
+	x.n++
 }
 
-// repeated returns the lines of entries whose hash another entry shares, sorted.
+// split returns the bucket of a hash and the bits an element keeps of it.
+func (x *blockIndex) split(h uint64) (bucket int, rest uint64) {
+	return int(h >> (64 - x.bits)), h << x.bits >> (64 - idxHashBits)
+}
+
+// finish spreads the entries into their buckets.
+func (x *blockIndex) finish() {
+	x.bits = min(max(bits.Len(uint(x.n))-4, 4), 16)
+	count := make([]int, 1<<x.bits)
+	for _, c := range x.hashes {
+		for _, h := range c {
+			count[h>>(64-x.bits)]++
+		}
+	}
+	x.start = make([]int, len(count)+1)
+	for i, n := range count {
+		x.start[i+1] = x.start[i] + n
+	}
+	next := count
+	copy(next, x.start)
+	x.elems = make([]uint64, x.n)
+	for c, hs := range x.hashes {
+		for i, h := range hs {
+			b, rest := x.split(h)
+			x.elems[next[b]] = rest<<idxLineBits | uint64(x.lines[c][i])
+			next[b]++
+		}
+	}
+	x.hashes, x.lines = nil, nil
+}
+
+// has reports whether a block entry may have key: a false yes is rare (2^-40 a key at
+// most, and it only keeps back a warning). The index must be finished.
+func (x *blockIndex) has(key string) bool {
+	b, rest := x.split(maphash.String(x.seed, key))
+	for _, e := range x.elems[x.start[b]:x.start[b+1]] {
+		if e>>idxLineBits == rest {
+			return true
+		}
+	}
+	return false
+}
+
+// repeated returns, sorted, the lines of the entries whose hash another entry shares.
+// It finds them bucket by bucket with a small open-addressing table.
 func (x *blockIndex) repeated() []int {
 	var lines []int
-	for _, s := range x.buckets {
-		for i := 1; i < len(s); i++ {
-			if s[i]>>idxLineBits != s[i-1]>>idxLineBits {
-				continue
+	var table []uint64 // element + 1; 0 is empty
+	for b := range len(x.start) - 1 {
+		bucket := x.elems[x.start[b]:x.start[b+1]]
+		if len(bucket) < 2 {
+			continue
+		}
+		size := 4
+		for size < 2*len(bucket) {
+			size *= 2
+		}
+		if cap(table) < size {
+			table = make([]uint64, size)
+		}
+		table = table[:size]
+		clear(table)
+		mask := uint64(size - 1)
+		for _, e := range bucket {
+			rest := e >> idxLineBits
+			for j := rest & mask; ; j = (j + 1) & mask {
+				if table[j] == 0 {
+					table[j] = e + 1
+					break
+				}
+				if old := table[j] - 1; old>>idxLineBits == rest {
+					lines = append(lines, int(old&idxMaxLine), int(e&idxMaxLine))
+					break
+				}
 			}
-			if len(lines) == 0 || lines[len(lines)-1] != int(s[i-1]&idxMaxLine) {
-				lines = append(lines, int(s[i-1]&idxMaxLine))
-			}
-			lines = append(lines, int(s[i]&idxMaxLine))
 		}
 	}
 	slices.Sort(lines)
@@ -128,6 +188,14 @@ type warnList struct {
 type warnAt struct {
 	at int
 	w  Warning
+}
+
+// addf adds a warning, formatting its message only when the list has room for it.
+func (l *warnList) addf(at int, file string, line int, format string, args ...any) {
+	if len(l.list) < MaxWarnings {
+		l.list = append(l.list, warnAt{at, Warning{file, line, fmt.Sprintf(format, args...)}})
+	}
+	l.n++
 }
 
 func (l *warnList) add(at int, w Warning) {
@@ -217,7 +285,7 @@ func (b *builder) lint(recs recordSet, text io.Reader) error {
 	if b.idx.over {
 		return nil
 	}
-	b.idx.sort()
+	b.idx.finish()
 	fromHosts := func(line int) bool { _, ok := slices.BinarySearch(b.hostLines, line); return ok }
 
 	// Repeated block entries: the index gives the candidates, the text their keys.
@@ -234,7 +302,7 @@ func (b *builder) lint(recs recordSet, text io.Reader) error {
 				continue
 			}
 			if f, seen := first[e.key]; seen {
-				b.dups.add(line, Warning{b.file, line, fmt.Sprintf("%q repeats the block entry on line %d (%s): this line is never used", e.entry, f, e.key)})
+				b.dups.addf(line, b.file, line, "%q repeats the block entry on line %d (%s): this line is never used", e.entry, f, e.key)
 			} else {
 				first[e.key] = line
 			}
@@ -249,7 +317,7 @@ func (b *builder) lint(recs recordSet, text io.Reader) error {
 	for i := range b.excs {
 		e := &b.excs[i]
 		if f, ok := seen[e.key+"\x00"+e.scopes]; ok {
-			b.excWarn.add(e.line, Warning{b.file, e.line, fmt.Sprintf("%q repeats the exception on line %d", e.entry, f)})
+			b.excWarn.addf(e.line, b.file, e.line, "%q repeats the exception on line %d", e.entry, f)
 			e.needed = true // said once is enough
 			continue
 		}
@@ -352,12 +420,12 @@ func (b *builder) lint(recs recordSet, text io.Reader) error {
 		e := &b.excs[i]
 		switch {
 		case e.cancels == 1:
-			b.excWarn.add(e.line, Warning{b.file, e.line, fmt.Sprintf("exception %q has no scope, so the block entry on line %d never applies", e.entry, e.cancelLine)})
+			b.excWarn.addf(e.line, b.file, e.line, "exception %q has no scope, so the block entry on line %d never applies", e.entry, e.cancelLine)
 		case e.cancels > 1:
-			b.excWarn.add(e.line, Warning{b.file, e.line, fmt.Sprintf("exception %q has no scope, so %d block entries (the first on line %d) never apply", e.entry, e.cancels, e.cancelLine)})
+			b.excWarn.addf(e.line, b.file, e.line, "exception %q has no scope, so %d block entries (the first on line %d) never apply", e.entry, e.cancels, e.cancelLine)
 		}
 		if !e.needed {
-			b.excWarn.add(e.line, Warning{b.file, e.line, fmt.Sprintf("exception %q is not needed: no block entry matches any address it matches", e.entry)})
+			b.excWarn.addf(e.line, b.file, e.line, "exception %q is not needed: no block entry matches any address it matches", e.entry)
 		}
 	}
 	return nil

@@ -13,6 +13,17 @@ import (
 // value), looks like a wildcard or a regular expression, and "" otherwise. prefix is
 // written before each suggested pattern ("!" for an exception, "rcpt=" for a scope).
 func notLiteral(p, prefix string) string {
+	lastAt := -1 // the last '@' outside quotes
+	for i, quoted := 0, false; i < len(p); i++ {
+		switch c := p[i]; {
+		case quoted && c == '\\':
+			i++
+		case c == '"':
+			quoted = !quoted
+		case !quoted && c == '@':
+			lastAt = i
+		}
+	}
 	regex, star, localStar := false, false, false
 	quoted := false
 	var prev byte
@@ -34,10 +45,10 @@ func notLiteral(p, prefix string) string {
 			regex = true // an escape: atext has no backslash
 		case '*':
 			star = true
-			localStar = localStar || strings.IndexByte(p[i:], '@') > 0
+			localStar = localStar || i < lastAt
 			regex = regex || prev == '.'
 		case '+':
-			regex = regex || prev == '.' && (i == 1 || p[i-2] == '@') // ".+" for a whole part
+			regex = regex || prev == '.' && (i == 1 || i-2 == lastAt) // ".+" for a whole part
 		case '^':
 			regex = regex || i == 0 || prev == '['
 		}

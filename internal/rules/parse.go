@@ -3,7 +3,6 @@ package rules
 import (
 	"bufio"
 	"bytes"
-	"errors"
 	"fmt"
 	"io"
 	"net/netip"
@@ -86,9 +85,9 @@ func (lr *lineReader) next() (b []byte, long, ok bool, err error) {
 		return nil, false, false, nil
 	}
 	b, err = lr.br.ReadSlice('\n')
-	if errors.Is(err, bufio.ErrBufferFull) {
+	if err == bufio.ErrBufferFull {
 		lr.line++
-		for errors.Is(err, bufio.ErrBufferFull) { // skip the rest of the line
+		for err == bufio.ErrBufferFull { // skip the rest of the line
 			_, err = lr.br.ReadSlice('\n')
 		}
 		if err == io.EOF {
@@ -140,7 +139,7 @@ func scan(r io.Reader, file string, errs *ErrorList, fn func(l *parsed) error) e
 			errs.add(file, lr.line, fmt.Sprintf("line longer than %d bytes", MaxLine))
 			continue
 		}
-		l.line, l.text = lr.line, b
+		l.line, l.text, l.hosts = lr.line, b, nil
 		l.isFast = parseFast(b, &l.fast)
 		if !l.isFast {
 			var msg string
