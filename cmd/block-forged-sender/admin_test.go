@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"block-forged-sender/internal/rules"
+	"block-forged-sender/internal/testenv"
 )
 
 func TestCheck(t *testing.T) {
@@ -129,6 +130,31 @@ func TestCompile(t *testing.T) {
 	}
 	if res := (proc{args: []string{"compile"}}).run(t); res.code != 2 {
 		t.Errorf("compile without arguments: exit %d, want 2", res.code)
+	}
+}
+
+// TestReadmeDiagnostics runs the compile sessions the README shows, a list with mistakes
+// and the list fixed, and compares what compile writes, rules version included (it
+// depends on the list alone, not on its path).
+func TestReadmeDiagnostics(t *testing.T) {
+	for _, name := range []string{"rules-diagnostics", "rules-fixed"} {
+		t.Run(name, func(t *testing.T) {
+			session := testenv.Snippet(t, name)
+			text, out, ok := strings.Cut(strings.TrimPrefix(session, "$ cat badsenders\n"), "$ block-forged-sender compile badsenders\n")
+			if !ok {
+				t.Fatalf("snippet %s is not a cat and a compile session:\n%s", name, session)
+			}
+			dir := t.TempDir()
+			src := filepath.Join(dir, "badsenders")
+			if err := os.WriteFile(src, []byte(text), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			res := proc{args: []string{"compile", src}}.run(t)
+			// The rules version too: it depends on the list alone.
+			if got := strings.ReplaceAll(string(res.stderr)+string(res.stdout), dir+"/", ""); got != out {
+				t.Errorf("compile writes:\n%s\nthe README says:\n%s", got, out)
+			}
+		})
 	}
 }
 

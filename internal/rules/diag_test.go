@@ -110,12 +110,12 @@ func TestNotLiteral(t *testing.T) {
 		{"a*b@x.example", `bad entry "a*b@x.example": '*' is not a wildcard here` + generic + `, or quote a local part that holds a real '*' ("a*b"@host)`},
 		{"a@*.x.example", `bad entry "a@*.x.example": '*' is not a wildcard here` + generic},
 		{".*", `bad entry ".*": looks like a regular expression (qregex, a badmailfrom patch): entries are literal` + generic},
-		{`.*@example\.com`, `bad entry ".*@example\\.com": looks like a regular expression (qregex, a badmailfrom patch): entries are literal: write @example.com`},
-		{`^joe@example\.com$`, `bad entry "^joe@example\\.com$": looks like a regular expression (qregex, a badmailfrom patch): entries are literal: write joe@example.com`},
-		{`.*@.*\.example\.com`, `bad entry ".*@.*\\.example\\.com": looks like a regular expression (qregex, a badmailfrom patch): entries are literal: write .example.com`},
-		{`(.*\.)?example\.com$`, `bad entry "(.*\\.)?example\\.com$": looks like a regular expression (qregex, a badmailfrom patch): entries are literal: write @example.com and .example.com`},
+		{`.*@example\.com`, `bad entry ".*@example\.com": looks like a regular expression (qregex, a badmailfrom patch): entries are literal: write @example.com`},
+		{`^joe@example\.com$`, `bad entry "^joe@example\.com$": looks like a regular expression (qregex, a badmailfrom patch): entries are literal: write joe@example.com`},
+		{`.*@.*\.example\.com`, `bad entry ".*@.*\.example\.com": looks like a regular expression (qregex, a badmailfrom patch): entries are literal: write .example.com`},
+		{`(.*\.)?example\.com$`, `bad entry "(.*\.)?example\.com$": looks like a regular expression (qregex, a badmailfrom patch): entries are literal: write @example.com and .example.com`},
 		{`.+@example.com`, `bad entry ".+@example.com": looks like a regular expression (qregex, a badmailfrom patch): entries are literal: write @example.com`},
-		{`[^@]+@example\.com`, `bad entry "[^@]+@example\\.com": looks like a regular expression (qregex, a badmailfrom patch): entries are literal: write @example.com`},
+		{`[^@]+@example\.com`, `bad entry "[^@]+@example\.com": looks like a regular expression (qregex, a badmailfrom patch): entries are literal: write @example.com`},
 		{"!a@x.example rcpt=*@ours.example", `bad scope "rcpt=*@ours.example": '*' is not a wildcard here: write rcpt=@ours.example`},
 		{"!a@x.example client=*.relay.example", `bad scope "client=*.relay.example": '*' is not a wildcard here: write client=.relay.example for every host under relay.example`},
 		{".[192.0.2.1]", `bad entry ".[192.0.2.1]": a domain literal has no subdomains: write @[192.0.2.1]`},
@@ -299,7 +299,7 @@ func TestDiagnosticsExample(t *testing.T) {
 	want := []string{
 		`badsenders:3: unknown scope "clinet=.billing.example": did you mean client=? (the scopes are rcpt= and client=)`,
 		`badsenders:4: bad entry "*@scam.example": '*' is not a wildcard here: write @scam.example`,
-		`badsenders:5: bad entry ".*@phish\\.example": looks like a regular expression (qregex, a badmailfrom patch): entries are literal: write @phish.example`,
+		`badsenders:5: bad entry ".*@phish\.example": looks like a regular expression (qregex, a badmailfrom patch): entries are literal: write @phish.example`,
 		`badsenders:6: bad entry "@` + strings.Repeat("x", 64) + `.example": label "xxxxxxxxxxxxxxxxxxxx..." is 64 octets long (in ACE form), and a DNS label holds at most 63: a dot is missing?`,
 	}
 	if !slices.Equal(got, want) {

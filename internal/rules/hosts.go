@@ -77,13 +77,13 @@ func stampPath(path string) string {
 // parseDirective parses the rest of a line whose entry starts with ':' (or "!:").
 func parseDirective(s, entry string, end int) (Rule, *directive, string) {
 	if entry[0] == '!' {
-		return Rule{}, nil, fmt.Sprintf("%q: a directive cannot be an exception; write the exceptions as entries (!user@host, !@host, !.host)", entry)
+		return Rule{}, nil, fmt.Sprintf("\"%s\": a directive cannot be an exception; write the exceptions as entries (!user@host, !@host, !.host)", entry)
 	}
 	if name := entry[1:]; !strings.EqualFold(name, "rcpthosts") {
 		if nearest(name, []string{"rcpthosts"}, map[string]string{"morercpthosts": "rcpthosts", "rcpthosts.cdb": "rcpthosts"}) != "" {
-			return Rule{}, nil, fmt.Sprintf("unknown directive %q: did you mean :rcpthosts?", entry)
+			return Rule{}, nil, fmt.Sprintf("unknown directive \"%s\": did you mean :rcpthosts?", entry)
 		}
-		return Rule{}, nil, fmt.Sprintf("unknown directive %q: the one directive is :rcpthosts", entry)
+		return Rule{}, nil, fmt.Sprintf("unknown directive \"%s\": the one directive is :rcpthosts", entry)
 	}
 	r, d := Rule{Entry: entry}, &directive{}
 	seen := false
@@ -104,15 +104,15 @@ func parseDirective(s, entry string, end int) (Rule, *directive, string) {
 		switch {
 		case !strings.EqualFold(name, "control"):
 			if nearest(name, []string{"control"}, map[string]string{"dir": "control", "directory": "control", "qmail": "control"}) != "" {
-				return Rule{}, nil, fmt.Sprintf("unknown option %q: did you mean control=? (:rcpthosts takes control=DIR), and a reason may not start with NAME= (reword it)", tok)
+				return Rule{}, nil, fmt.Sprintf("unknown option \"%s\": did you mean control=? (:rcpthosts takes control=DIR), and a reason may not start with NAME= (reword it)", tok)
 			}
-			return Rule{}, nil, fmt.Sprintf("unknown option %q: :rcpthosts takes control=DIR, and a reason may not start with NAME= (reword it)", tok)
+			return Rule{}, nil, fmt.Sprintf("unknown option \"%s\": :rcpthosts takes control=DIR, and a reason may not start with NAME= (reword it)", tok)
 		case seen:
-			return Rule{}, nil, fmt.Sprintf("%q: control= given twice", tok)
+			return Rule{}, nil, fmt.Sprintf("\"%s\": control= given twice", tok)
 		}
 		d.control, seen = unquote(tok[len(name)+1:]), true
 		if d.control == "" {
-			return Rule{}, nil, fmt.Sprintf("%q: empty control directory", tok)
+			return Rule{}, nil, fmt.Sprintf("\"%s\": empty control directory", tok)
 		}
 	}
 	return r, d, ""

@@ -302,7 +302,7 @@ func (b *builder) lint(recs recordSet, text io.Reader) error {
 				continue
 			}
 			if f, seen := first[e.key]; seen {
-				b.dups.addf(line, b.file, line, "%q repeats the block entry on line %d (%s): this line is never used", e.entry, f, e.key)
+				b.dups.addf(line, b.file, line, "\"%s\" repeats the block entry on line %d (%s): this line is never used", e.entry, f, e.key)
 			} else {
 				first[e.key] = line
 			}
@@ -317,7 +317,7 @@ func (b *builder) lint(recs recordSet, text io.Reader) error {
 	for i := range b.excs {
 		e := &b.excs[i]
 		if f, ok := seen[e.key+"\x00"+e.scopes]; ok {
-			b.excWarn.addf(e.line, b.file, e.line, "%q repeats the exception on line %d", e.entry, f)
+			b.excWarn.addf(e.line, b.file, e.line, "\"%s\" repeats the exception on line %d", e.entry, f)
 			e.needed = true // said once is enough
 			continue
 		}
@@ -420,12 +420,12 @@ func (b *builder) lint(recs recordSet, text io.Reader) error {
 		e := &b.excs[i]
 		switch {
 		case e.cancels == 1:
-			b.excWarn.addf(e.line, b.file, e.line, "exception %q has no scope, so the block entry on line %d never applies", e.entry, e.cancelLine)
+			b.excWarn.addf(e.line, b.file, e.line, "exception \"%s\" has no scope, so the block entry on line %d never applies", e.entry, e.cancelLine)
 		case e.cancels > 1:
-			b.excWarn.addf(e.line, b.file, e.line, "exception %q has no scope, so %d block entries (the first on line %d) never apply", e.entry, e.cancels, e.cancelLine)
+			b.excWarn.addf(e.line, b.file, e.line, "exception \"%s\" has no scope, so %d block entries (the first on line %d) never apply", e.entry, e.cancels, e.cancelLine)
 		}
 		if !e.needed {
-			b.excWarn.addf(e.line, b.file, e.line, "exception %q is not needed: no block entry matches any address it matches", e.entry)
+			b.excWarn.addf(e.line, b.file, e.line, "exception \"%s\" is not needed: no block entry matches any address it matches", e.entry)
 		}
 	}
 	return nil

@@ -200,7 +200,7 @@ func parseLine(b []byte) (r Rule, hosts *directive, msg string) {
 		}
 	}
 	if r.Key, msg = parsePatternAs(body, prefix); msg != "" {
-		return Rule{}, nil, fmt.Sprintf("bad entry %q: %s", r.Entry, msg)
+		return Rule{}, nil, fmt.Sprintf("bad entry \"%s\": %s", r.Entry, msg)
 	}
 	for i = skipBlanks(s, end); i < len(s); i = skipBlanks(s, end) {
 		name, ok := optionName(s[i:])
@@ -220,19 +220,19 @@ func parseLine(b []byte) (r Rule, hosts *directive, msg string) {
 			return Rule{}, nil, unknownScope(tok, name, r.Except)
 		}
 		if !r.Except {
-			return Rule{}, nil, fmt.Sprintf("scope %q on a block entry: scopes are only allowed on an exception (!ENTRY)", tok)
+			return Rule{}, nil, fmt.Sprintf("scope \"%s\" on a block entry: scopes are only allowed on an exception (!ENTRY)", tok)
 		}
 		val := tok[len(name)+1:]
 		if kind == "rcpt" {
 			p, msg := parsePatternAs(val, "rcpt=")
 			if msg != "" {
-				return Rule{}, nil, fmt.Sprintf("bad scope %q: %s", tok, msg)
+				return Rule{}, nil, fmt.Sprintf("bad scope \"%s\": %s", tok, msg)
 			}
 			r.Rcpts = append(r.Rcpts, p)
 		} else {
 			c, msg := parseClient(val)
 			if msg != "" {
-				return Rule{}, nil, fmt.Sprintf("bad scope %q: %s", tok, msg)
+				return Rule{}, nil, fmt.Sprintf("bad scope \"%s\": %s", tok, msg)
 			}
 			r.Clients = append(r.Clients, c)
 		}
@@ -266,12 +266,12 @@ var (
 // unknownScope is the message for tok, which starts with NAME= but is no scope.
 func unknownScope(tok, name string, except bool) string {
 	if !except {
-		return fmt.Sprintf("%q is not a scope: a block entry takes none (rcpt= and client= go on an exception, !ENTRY), and a reason may not start with NAME= (reword it)", tok)
+		return fmt.Sprintf("\"%s\" is not a scope: a block entry takes none (rcpt= and client= go on an exception, !ENTRY), and a reason may not start with NAME= (reword it)", tok)
 	}
 	if s := nearest(name, scopeNames, scopeAliases); s != "" {
-		return fmt.Sprintf("unknown scope %q: did you mean %s=? (the scopes are rcpt= and client=)", tok, s)
+		return fmt.Sprintf("unknown scope \"%s\": did you mean %s=? (the scopes are rcpt= and client=)", tok, s)
 	}
-	return fmt.Sprintf("unknown scope %q: the scopes are rcpt= and client=, and a reason may not start with NAME= (reword it)", tok)
+	return fmt.Sprintf("unknown scope \"%s\": the scopes are rcpt= and client=, and a reason may not start with NAME= (reword it)", tok)
 }
 
 // checkReason checks a reason's text. An exception's reason may not hold a word that
@@ -289,7 +289,7 @@ func checkReason(reason string, except bool) string {
 			j++
 		}
 		if tok := reason[i:j]; tok != "" && scopeLike(tok) {
-			return fmt.Sprintf("the reason holds %q, which looks like a scope: scopes come right after the entry, as NAME=VALUE without blanks, and an exception's reason may hold no NAME=, '=' or rcpt:/client: word (reword it)", tok)
+			return fmt.Sprintf("the reason holds \"%s\", which looks like a scope: scopes come right after the entry, as NAME=VALUE without blanks, and an exception's reason may hold no NAME=, '=' or rcpt:/client: word (reword it)", tok)
 		}
 		i = j + 1
 	}

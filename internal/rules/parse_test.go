@@ -126,7 +126,7 @@ func TestParseErrors(t *testing.T) {
 		{"at dot", "@.\n", `f:1: bad entry "@.": empty host`},
 		{"bang alone", "! reason\n", `f:1: exception without an entry`},
 		{"bang no at", "!foo\n", `f:1: bad entry "!foo": want user@host, @host or .host`},
-		{"empty local", `""@x.example`, `f:1: bad entry "\"\"@x.example": empty local part`},
+		{"empty local", `""@x.example`, `f:1: bad entry """@x.example": empty local part`},
 		{"empty label", "@a..example", `f:1: bad entry "@a..example": empty label in host`},
 		{"dot dot", "..example", `f:1: bad entry "..example": empty label in host`},
 		{"two trailing dots", "@a.example..", `f:1: bad entry "@a.example..": empty label in host`},
