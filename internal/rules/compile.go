@@ -82,7 +82,9 @@ func compile(src, name, dst string) (rep Report, err error) {
 		return Report{}, fmt.Errorf("rules: %s: %w", tmp.Name(), err)
 	}
 	b := newBuilder(name, w.Add)
-	if err := scan(in, name, &b.errs, b.line); err != nil {
+	// Read what the file held when it was opened, no more: a file that grows while it is
+	// read (an editor, or a log given by mistake) ends the read, and unchanged refuses it.
+	if err := scan(io.NewSectionReader(in, 0, fi.Size()), name, &b.errs, b.line); err != nil {
 		return Report{}, fmt.Errorf("rules: compile %s: %w", name, err)
 	}
 	if !b.errs.empty() {

@@ -3,6 +3,7 @@ package rules
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -209,7 +210,7 @@ func expandHosts(file string, l *parsed, errs *ErrorList, warn func(at int, w Wa
 	if err != nil {
 		return fail(":rcpthosts: %v", err)
 	}
-	lr := newLineReader(f)
+	lr := newLineReader(io.NewSectionReader(f, 0, before.Size()))
 	for {
 		b, long, ok, err := lr.next()
 		if err != nil {

@@ -215,7 +215,7 @@ func LoadText(path string) (*Set, Report, error) {
 		s.mem[string(key)] = append(s.mem[string(key)], slices.Clone(val))
 		return nil
 	})
-	if err := scan(f, path, &b.errs, b.line); err != nil {
+	if err := scan(io.NewSectionReader(f, 0, before.Size()), path, &b.errs, b.line); err != nil {
 		return nil, Report{}, err
 	}
 	if !b.errs.empty() {

@@ -220,3 +220,37 @@ func plainCDB(t *testing.T) []byte {
 	}
 	return b
 }
+
+// TestCompileAs: a text written to a temporary file compiles as the file it will replace:
+// errors, rules and relative control directories name that file, and the version is the
+// one its own compile gives.
+func TestCompileAs(t *testing.T) {
+	dir := t.TempDir()
+	name := filepath.Join(dir, "badsenders")
+	writeFile(t, filepath.Join(dir, "rcpthosts"), "ours.example\n")
+	tmp := filepath.Join(t.TempDir(), "rows.tmp") // elsewhere: control=. must still mean dir
+	writeFile(t, tmp, ":rcpthosts control=.\n@b.example  why\n")
+	rep, err := CompileAs(tmp, name, name+".cdb")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, _, err := Load(name + ".cdb")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if m, err := s.Lookup("x@ours.example", Scope{}); err != nil || !m.Blocked() || m.Block.File != name || m.Block.Line != 1 {
+		t.Errorf("Lookup = %+v, %v; want blocked by %s:1", m.Block, err, name)
+	}
+	if s.Version() != rep.Version {
+		t.Errorf("version %q; Report says %q", s.Version(), rep.Version)
+	}
+	writeFile(t, name, ":rcpthosts control=.\n@b.example  why\n")
+	if own, err := Compile(name, filepath.Join(t.TempDir(), "own.cdb")); err != nil || own.Version != rep.Version {
+		t.Errorf("Compile of the same text = %+v, %v; want version %s", own, err, rep.Version)
+	}
+	writeFile(t, tmp, "@b.example\nbad\n")
+	if _, err := CompileAs(tmp, name, name+".cdb"); err == nil || err.Error() != name+`:2: bad entry "bad": want user@host, @host or .host` {
+		t.Errorf("CompileAs(bad) = %v; want the error named by %s", err, name)
+	}
+}
