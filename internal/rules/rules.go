@@ -55,8 +55,11 @@
 // a missing rcpthosts is an error (without it qmail-smtpd accepts mail for every
 // domain), a missing morercpthosts.cdb is not, and a line of either that is no domain
 // name is a warning. The files' identities go into the CDB, and [Load] compiles again
-// when either changes. Exceptions apply to these entries as to any other. The leading
-// ':' cannot start an entry, nor a line of a badmailfrom file.
+// when either changes. Exceptions apply to these entries as to any other. No entry can
+// start with ':' (an address has no ':' outside quotes, and a line without '@' other
+// than .host was always an error), so no list that compiled before reads differently,
+// and a badmailfrom file would need a line ":rcpthosts", matching only the sender
+// address ":rcpthosts", to change meaning.
 //
 // # Mistakes
 //
