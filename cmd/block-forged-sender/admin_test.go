@@ -6,6 +6,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"block-forged-sender/internal/rules"
+	"block-forged-sender/internal/testenv"
 )
 
 func TestCheck(t *testing.T) {
@@ -73,8 +76,12 @@ func TestCheck(t *testing.T) {
 func TestCompile(t *testing.T) {
 	src := rulesFile(t, testRules)
 	res := proc{args: []string{"compile", src}}.run(t)
-	want := "block-forged-sender: compiled 6 entries from " + src + " into " + src + ".cdb\n"
-	if res.code != 0 || string(res.stdout) != want {
+	version, err := rules.CDBVersion(src + ".cdb")
+	if err != nil || len(version) != 12 {
+		t.Fatalf("rules version %q, %v", version, err)
+	}
+	want := "block-forged-sender: compiled " + src + " into " + src + ".cdb: 6 entries, version " + version + "\n"
+	if res.code != 0 || string(res.stdout) != want || len(res.stderr) != 0 {
 		t.Fatalf("compile: exit %d, stdout %q, stderr %q; want 0, %q", res.code, res.stdout, res.stderr, want)
 	}
 	old, err := os.ReadFile(src + ".cdb")
@@ -88,6 +95,31 @@ func TestCompile(t *testing.T) {
 	if res.code != 111 || !strings.Contains(string(res.stderr), src+":3:") {
 		t.Errorf("compile with a syntax error: exit %d, stderr %q; want 111 naming %s:3", res.code, res.stderr, src)
 	}
+	// Every mistake at once, then how many; warnings go to stderr and do not fail.
+	if err := os.WriteFile(src, []byte("*@a.example\n@ours.example\n!@customer.example clinet=.x.example\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res = proc{args: []string{"compile", src}}.run(t)
+	wantErr := "block-forged-sender compile: " + src + `:1: bad entry "*@a.example": '*' is not a wildcard here: write @a.example` + "\n" +
+		"block-forged-sender compile: " + src + `:3: unknown scope "clinet=.x.example": did you mean client=? (the scopes are rcpt= and client=)` + "\n" +
+		"block-forged-sender compile: 2 errors in " + src + ": " + src + ".cdb left as it was\n"
+	if res.code != 111 || string(res.stderr) != wantErr || len(res.stdout) != 0 {
+		t.Errorf("compile with two errors: exit %d, stdout %q, stderr:\n%s\nwant 111 and:\n%s", res.code, res.stdout, res.stderr, wantErr)
+	}
+	if err := os.WriteFile(src, []byte("@ours.example\n@ours.example\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res = proc{args: []string{"compile", src}}.run(t)
+	wantErr = "block-forged-sender compile: warning: " + src + `:2: "@ours.example" repeats the block entry on line 1 (@ours.example): this line is never used` + "\n"
+	if res.code != 0 || string(res.stderr) != wantErr || !strings.HasSuffix(string(res.stdout), ": 2 entries, version "+mustVersion(t, src+".cdb")+", 1 warning\n") {
+		t.Errorf("compile with a warning: exit %d, stdout %q, stderr:\n%s\nwant 0 and:\n%s", res.code, res.stdout, res.stderr, wantErr)
+	}
+	if err := os.WriteFile(src, []byte(testRules), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if res := (proc{args: []string{"compile", src}}).run(t); res.code != 0 {
+		t.Fatalf("compile: exit %d", res.code)
+	}
 	now, _ := os.ReadFile(src + ".cdb")
 	if !bytes.Equal(old, now) {
 		t.Errorf("a failed compile changed the old CDB")
@@ -99,6 +131,41 @@ func TestCompile(t *testing.T) {
 	if res := (proc{args: []string{"compile"}}).run(t); res.code != 2 {
 		t.Errorf("compile without arguments: exit %d, want 2", res.code)
 	}
+}
+
+// TestReadmeDiagnostics runs the compile sessions the README shows, a list with mistakes
+// and the list fixed, and compares what compile writes, rules version included (it
+// depends on the list alone, not on its path).
+func TestReadmeDiagnostics(t *testing.T) {
+	for _, name := range []string{"rules-diagnostics", "rules-fixed"} {
+		t.Run(name, func(t *testing.T) {
+			session := testenv.Snippet(t, name)
+			text, out, ok := strings.Cut(strings.TrimPrefix(session, "$ cat badsenders\n"), "$ block-forged-sender compile badsenders\n")
+			if !ok {
+				t.Fatalf("snippet %s is not a cat and a compile session:\n%s", name, session)
+			}
+			dir := t.TempDir()
+			src := filepath.Join(dir, "badsenders")
+			if err := os.WriteFile(src, []byte(text), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			res := proc{args: []string{"compile", src}}.run(t)
+			// The rules version too: it depends on the list alone.
+			if got := strings.ReplaceAll(string(res.stderr)+string(res.stdout), dir+"/", ""); got != out {
+				t.Errorf("compile writes:\n%s\nthe README says:\n%s", got, out)
+			}
+		})
+	}
+}
+
+// mustVersion returns the rules version of a CDB.
+func mustVersion(t *testing.T, path string) string {
+	t.Helper()
+	v, err := rules.CDBVersion(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
 }
 
 func TestHelpAndVersion(t *testing.T) {
@@ -184,7 +251,7 @@ func TestUsability(t *testing.T) {
 		t.Errorf("filter with BFS_TIMEOUT=soon: exit %d, log %s", res.code, res.stderr)
 	}
 	// "1 entry", "2 entries".
-	for text, want := range map[string]string{"@x.example\n": "compiled 1 entry from", "@x.example\n@y.example\n": "compiled 2 entries from"} {
+	for text, want := range map[string]string{"@x.example\n": ": 1 entry, version ", "@x.example\n@y.example\n": ": 2 entries, version "} {
 		res := proc{args: []string{"compile", rulesFile(t, text)}}.run(t)
 		if res.code != 0 || !strings.Contains(string(res.stdout), want) {
 			t.Errorf("compile of %q: exit %d, %q; want %q", text, res.code, res.stdout, want)

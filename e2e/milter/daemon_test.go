@@ -174,8 +174,9 @@ func TestReload(t *testing.T) {
 	expect(partner, "550 5.7.1 partner banned now", 23)
 	time.Sleep(1100 * time.Millisecond)
 	expect(partner, "550 5.7.1 partner banned now", 23)
-	// The failure is logged, once: the same broken files are not parsed again every second.
-	if n := strings.Count(d.logText(t), "event=reload error="); n != 1 {
+	// The failure is logged, once, naming the last good CDB in use and the mistake: the
+	// same broken files are not parsed again every second.
+	if n := strings.Count(d.logText(t), `(last good: the text does not compile)" warning="the rules text does not compile (`+d.rules+`:3: exception without an entry)`); n != 1 {
 		t.Errorf("the broken edit was logged %d times, want once:\n%s", n, d.logText(t))
 	}
 

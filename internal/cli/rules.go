@@ -10,6 +10,8 @@ import (
 // DescribeLoad says where the rules came from, for check and the milter's log.
 func DescribeLoad(info rules.LoadInfo) string {
 	switch {
+	case info.LastGood:
+		return info.Source + " (last good: the text does not compile)"
 	case info.InMemory:
 		return info.Source + " (text, read directly)"
 	case info.Compiled:
@@ -21,6 +23,9 @@ func DescribeLoad(info rules.LoadInfo) string {
 // LoadWarning is what the log says when the rules were read from the text because the CDB
 // could not be written: the admin must compile it. "" when there is nothing to say.
 func LoadWarning(info rules.LoadInfo) string {
+	if info.LastGood {
+		return fmt.Sprintf("the rules text does not compile (%v): using %s, compiled from an earlier version; run: %s", info.Err, info.Source, info.Command)
+	}
 	if !info.InMemory {
 		return ""
 	}

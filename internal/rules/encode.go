@@ -23,12 +23,23 @@ import (
 //	uvarint length, then the reason
 //
 // (uvarint is encoding/binary's unsigned varint.) The meta record, under the key
-// "\x00bfs", which no entry key can equal, holds the byte 1 (the format version) followed
-// by the source file name as given to [Compile]; [Rule.File] comes from it. A file
-// without a meta record of a known version is refused as corrupt.
+// "\x00bfs", which no entry key can equal, comes last. Its format 2 is:
+//
+//	byte    2
+//	8 bytes the rules version: CRC-32C then CRC-32 (IEEE), big-endian, of the records
+//	uvarint length, then the source file name as given to [Compile]; [Rule.File] comes from it
+//	uvarint count of the files a :rcpthosts line read, then for each
+//	        uvarint length and its absolute path, uvarint length and its stamp
+//	        ("INODE:SIZE:MTIME-NS", or "-" for a file that did not exist)
+//
+// Format 1, written by earlier versions, is the byte 1 followed by the file name; such a
+// CDB is read as it is, and its rules version is unknown (""). A file without a meta
+// record of a known format is refused as corrupt.
 const (
-	formatVersion = 1
+	formatVersion = 1 // of an entry record's value
 	flagExcept    = 1
+	metaV1        = 1
+	metaV2        = 2
 )
 
 // metaKey is the key of the meta record.
@@ -59,17 +70,47 @@ func appendString(b []byte, s string) []byte {
 	return append(b, s...)
 }
 
-// appendMeta appends the meta record's value for source file name file.
-func appendMeta(b []byte, file string) []byte {
-	return append(append(b, formatVersion), file...)
+// meta is what the meta record says.
+type meta struct {
+	file    string
+	version string // "" for format 1
+	deps    []dep
 }
 
-// parseMeta returns the source file name held in a meta record's value.
-func parseMeta(v []byte) (file string, err error) {
-	if len(v) < 1 || v[0] != formatVersion {
-		return "", fmt.Errorf("rules: unknown compiled format: %w", cdb.ErrCorrupt)
+// appendMeta appends the meta record's value (format 2) for the source file name file,
+// the version sum and the files a :rcpthosts line read.
+func appendMeta(b []byte, file string, sum [8]byte, deps []dep) []byte {
+	b = append(b, metaV2)
+	b = append(b, sum[:]...)
+	b = appendString(b, file)
+	b = binary.AppendUvarint(b, uint64(len(deps)))
+	for _, d := range deps {
+		b = appendString(b, d.path)
+		b = appendString(b, d.stamp)
 	}
-	return string(v[1:]), nil
+	return b
+}
+
+// parseMeta reads a meta record's value.
+func parseMeta(v []byte) (meta, error) {
+	bad := fmt.Errorf("rules: unknown compiled format: %w", cdb.ErrCorrupt)
+	switch {
+	case len(v) >= 1 && v[0] == metaV1:
+		return meta{file: string(v[1:])}, nil
+	case len(v) < 9 || v[0] != metaV2:
+		return meta{}, bad
+	}
+	var sum [8]byte
+	copy(sum[:], v[1:9])
+	d := decoder{b: v[9:]}
+	m := meta{version: versionString(sum), file: string(d.bytes())}
+	for n := d.count(); n > 0; n-- {
+		m.deps = append(m.deps, dep{path: string(d.bytes()), stamp: string(d.bytes())})
+	}
+	if d.bad || len(d.b) != 0 {
+		return meta{}, bad
+	}
+	return m, nil
 }
 
 // decoder reads an encoded value. Reads past a malformed field return zero values and

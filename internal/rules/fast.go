@@ -6,11 +6,12 @@ import (
 )
 
 // The fast path. Nearly every line of a real list is a plain ASCII entry with perhaps a
-// reason: user@host, @host or .host, its local part and host made of atext, no quotes,
-// no scopes. parseFast parses such a line in place, without building strings, and leaves
-// every other line (and every line it is not sure of) to [parseLine], which stays the one
-// definition of the syntax: for any line parseFast accepts, parseLine returns the same
-// rule (FuzzParseFast checks this).
+// reason: user@host, @host or .host, its local part made of atext, its host of letters,
+// digits, hyphens and underscores, no quotes, no scopes. parseFast parses such a line in
+// place, without building strings, and leaves every other line (and every line it is not
+// sure of) to [parseLine], which stays the one definition of the syntax: for any line
+// parseFast accepts, parseLine returns the same rule and no error (FuzzParseFast checks
+// this).
 
 // byte classes of the fast path.
 const (
@@ -18,19 +19,28 @@ const (
 	clText              // may appear in a fast reason: printable ASCII and tab
 	clUpper             // 'A'..'Z'
 	clBlank             // ' ' or '\t'
+	clHost              // may appear in a fast host label: letters, digits, '-', '_'
+	clPlain             // nothing to look at in a fast reason: clText but blanks, '=' and ':'
 )
 
 var fastClass = func() (t [256]uint8) {
 	for c := 0x20; c < 0x7f; c++ {
 		t[c] |= clText
+		if c != ' ' && c != '=' && c != ':' {
+			t[c] |= clPlain
+		}
 	}
 	t['\t'] |= clText | clBlank
 	t[' '] |= clBlank
-	for _, c := range []byte("abcdefghijklmnopqrstuvwxyz0123456789!#$%&'*+-/=?^_`{|}~.@") {
+	// atext but '*', '^' and '$', which may be a wildcard or an expression (notLiteral).
+	for _, c := range []byte("abcdefghijklmnopqrstuvwxyz0123456789!#%&'+-/=?_`{|}~.@") {
 		t[c] |= clEntry
 	}
 	for c := 'A'; c <= 'Z'; c++ {
 		t[c] |= clEntry | clUpper
+	}
+	for _, c := range []byte("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_") {
+		t[c] |= clHost
 	}
 	return t
 }()
@@ -48,8 +58,9 @@ type fastRule struct {
 
 // parseFast parses b, a line without its line end, into f when it is a plain entry line,
 // and reports whether it did. Blank and comment lines, malformed lines and lines with
-// anything unusual (non-ASCII, control characters, quotes, angle brackets, scopes) are
-// refused: the caller gives them to [parseLine].
+// anything unusual (non-ASCII, control characters, quotes, angle brackets, scopes, a
+// reason starting with NAME=, an exception's reason with '=' or ':') are refused: the
+// caller gives them to [parseLine].
 func parseFast(b []byte, f *fastRule) bool {
 	i := 0
 	for i < len(b) && fastClass[b[i]]&clBlank != 0 {
@@ -84,27 +95,26 @@ func parseFast(b []byte, f *fastRule) bool {
 		return true
 	}
 	rest := b[i:]
-	if hasScopePrefix(rest) {
-		return false
-	}
-	last := 0
+	last, first := 0, true // first: in the reason's first word
 	for j, c := range rest {
 		cl := fastClass[c]
-		if cl&clText == 0 {
-			return false
+		if cl&clPlain != 0 {
+			last = j
+			continue
 		}
-		if cl&clBlank == 0 {
+		switch {
+		case cl&clBlank != 0:
+			first = false
+		case cl&clText == 0:
+			return false
+		case c == '=' && (first || f.except), c == ':' && f.except:
+			return false // a scope, or a word that looks like one (checkReason)
+		default:
 			last = j
 		}
 	}
 	f.reason, f.reasonAt = rest[:last+1], i // rest[0] is not blank
 	return true
-}
-
-// hasScopePrefix reports whether b starts with "rcpt=" or "client=" in any case.
-func hasScopePrefix(b []byte) bool {
-	return len(b) >= 5 && bytes.EqualFold(b[:5], []byte("rcpt=")) ||
-		len(b) >= 7 && bytes.EqualFold(b[:7], []byte("client="))
 }
 
 // appendFastKey appends the canonical key of p, a pattern made of clEntry bytes, to key
@@ -127,15 +137,30 @@ func appendFastKey(key, p []byte) ([]byte, bool) {
 	if n := len(host); n > 0 && host[n-1] == '.' {
 		host = host[:n-1]
 	}
-	if len(host) == 0 || host[0] == '.' || host[len(host)-1] == '.' {
+	if len(host) == 0 || len(host) > 253 {
 		return key, false
 	}
-	for i, c := range host {
-		if c == '@' || (c == '.' && host[i-1] == '.') { // host[0] is not '.'
+	// Lower-case and check in one pass: labels of 1 to 63 letters, digits, '-', '_'.
+	n := len(key)
+	key = append(key, host...)
+	dot := -1
+	for j, c := range host {
+		cl := fastClass[c]
+		if cl&clHost != 0 {
+			if cl&clUpper != 0 {
+				key[n+j] = c + ('a' - 'A')
+			}
+			continue
+		}
+		if c != '.' || j == dot+1 || j-dot > 64 {
 			return key, false
 		}
+		dot = j
 	}
-	return appendLower(key, host), true
+	if l := len(host) - dot - 1; l == 0 || l > 63 {
+		return key, false
+	}
+	return key, true
 }
 
 // appendLower appends ASCII s lower-cased to b.

@@ -3,6 +3,7 @@ package rules
 import (
 	"bytes"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -23,8 +24,24 @@ func TestParseFast(t *testing.T) {
 		{"at in local", "a@b@c.example", true, "a@b@c.example", ""},
 		{"exception", "!ok@h.example allowed", true, "ok@h.example", "allowed"},
 		{"double bang", "!!a@x.example", true, "!a@x.example", ""},
-		{"atext", "a+b=c/d{e}~f'g?h^i`j|k#l$m%n&o*p@x-y_z.example", true, "a+b=c/d{e}~f'g?h^i`j|k#l$m%n&o*p@x-y_z.example", ""},
-		{"reason with hash and equals", "@x.example score=1 # note", true, "@x.example", "score=1 # note"},
+		{"atext", "a+b=c/d{e}~f'g?h|i`j#k%l&m@x-y_z.example", true, "a+b=c/d{e}~f'g?h|i`j#k%l&m@x-y_z.example", ""},
+		{"reason with hash and equals", "@x.example spam, score=1 # note", true, "@x.example", "spam, score=1 # note"},
+		{"exception reason", "!a@x.example monitoring service", true, "a@x.example", "monitoring service"},
+		{"label of 63", "@" + strings.Repeat("a", 63) + ".example", true, "@" + strings.Repeat("a", 63) + ".example", ""},
+		{"underscore in host", "@a_b.example", true, "@a_b.example", ""},
+		{"star", "*@x.example", false, "", ""},
+		{"star in host", "@*.x.example", false, "", ""},
+		{"caret", "^a@x.example", false, "", ""},
+		{"dollar", "a@x.example$", false, "", ""},
+		{"dollar in local", "a$b@x.example", false, "", ""},
+		{"plus in host", "@a+b.example", false, "", ""},
+		{"bang in host", "a@b!c.example", false, "", ""},
+		{"label of 64", "@" + strings.Repeat("a", 64) + ".example", false, "", ""},
+		{"host of 254", "@" + strings.Repeat("a.", 127) + "bb", false, "", ""},
+		{"reason starts with option", "@x.example score=1", false, "", ""},
+		{"exception reason with equals", "!a@x.example ok note=1", false, "", ""},
+		{"exception reason with colon", "!a@x.example ok client:10.0.0.1", false, "", ""},
+		{"directive", ":rcpthosts", false, "", ""},
 		{"reason with quotes", `@x.example say "hi" <there>`, true, "@x.example", `say "hi" <there>`},
 		{"blank", " \t", false, "", ""},
 		{"comment", "# @x.example", false, "", ""},
@@ -69,11 +86,11 @@ func TestParseFast(t *testing.T) {
 // that parseFast gave as f.
 func checkFastAgrees(t *testing.T, line []byte, f *fastRule) {
 	t.Helper()
-	want, ok, msg := parseLine(line)
+	want, d, msg := parseLine(line)
 	want.File, want.Line = "f", 3
 	got := f.rule(line, "f", 3)
-	if !ok || msg != "" || !reflect.DeepEqual(got, want) {
-		t.Fatalf("line %q: fast path gives %#v; parseLine gives %#v, %v, %q", line, got, want, ok, msg)
+	if d != nil || msg != "" || !reflect.DeepEqual(got, want) {
+		t.Fatalf("line %q: fast path gives %#v; parseLine gives %#v, %v, %q", line, got, want, d, msg)
 	}
 	if v, w := appendFastValue(nil, f, 3), appendValue(nil, &want); !bytes.Equal(v, w) {
 		t.Fatalf("line %q: fast value %q; appendValue %q", line, v, w)
@@ -96,7 +113,8 @@ func TestParseFastReuse(t *testing.T) {
 }
 
 // FuzzParseFast checks that for every line the fast path accepts, parseLine returns the
-// same rule and appendValue the same bytes.
+// same rule, no error and no directive, and appendValue the same bytes: the fast path
+// never accepts a line the full parser refuses.
 func FuzzParseFast(f *testing.F) {
 	for _, s := range []string{
 		"User1@Host1.Example\tbanned address 1",
@@ -107,6 +125,17 @@ func FuzzParseFast(f *testing.F) {
 		"a@b@c.example.",
 		"@x.example\tsee\tticket",
 		"!!a@x.example client",
+		"*@x.example",
+		"^a@x.example$",
+		"@x.example score=1",
+		"@x.example spam score=1",
+		"!a@x.example ok note=1",
+		"!a@x.example ok client:10.0.0.1",
+		"!@customer.example clinet=.billing.example billing",
+		"@a_b.example",
+		"@" + strings.Repeat("a", 63) + "." + strings.Repeat("b", 63) + "." + strings.Repeat("c", 63) + "." + strings.Repeat("d", 61),
+		"@a+b.example",
+		":rcpthosts forged",
 	} {
 		f.Add([]byte(s))
 	}

@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"errors"
 	"os"
 	"reflect"
 	"slices"
@@ -20,12 +21,55 @@ func FuzzParse(f *testing.F) {
 	f.Add(lookupRules)
 	f.Add("!\"a b\"@x.example rcpt=\"c\"@y.example client=10.0.0.0/8 why # not=scope\r\n")
 	f.Add("@bücher.example.\n.XN--BCHER-KVA.example\n")
+	f.Add(diagExample)
+	f.Add("!@customer.example clinet=.billing.example x\n*@a\n:rcpthosts control=/nonexistent\n@a\n@A.\n!@a\n!a@b rcpt=@c\n!a@b rcpt=@c\n")
 	f.Fuzz(func(t *testing.T, text string) {
 		var rules []Rule
 		err := Parse(strings.NewReader(text), "f", func(r Rule) error {
 			rules = append(rules, r)
 			return nil
 		})
+		var list *ErrorList
+		if err != nil && !errors.As(err, &list) {
+			t.Fatalf("Parse error %v is no *ErrorList", err)
+		}
+		if list != nil {
+			if len(list.Errors) == 0 || len(list.Errors) > MaxErrors || (list.More > 0 && len(list.Errors) != MaxErrors) {
+				t.Fatalf("ErrorList of %d errors and %d more", len(list.Errors), list.More)
+			}
+			for i, e := range list.Errors {
+				if e.File != "f" || e.Line < 1 || (i > 0 && e.Line <= list.Errors[i-1].Line) || e.Msg == "" {
+					t.Fatalf("error %d: %#v (errors out of order or malformed)", i, e)
+				}
+			}
+		}
+		// The build that Compile and LoadText run: no panic, the same version twice, and
+		// the same outcome as Parse.
+		var reps []Report
+		for range 2 {
+			mem := memRecords{}
+			b := newBuilder("f", func(k, v []byte) error { mem[string(k)] = append(mem[string(k)], slices.Clone(v)); return nil })
+			if err := scan(strings.NewReader(text), "f", &b.errs, b.line); err != nil {
+				t.Fatal(err)
+			}
+			if b.errs.empty() != (list == nil) || (list != nil && !reflect.DeepEqual(&b.errs, list)) {
+				t.Fatalf("the build finds errors %v; Parse %v", b.errs.err(), err)
+			}
+			if list != nil {
+				break
+			}
+			if err := b.lint(mem, strings.NewReader(text)); err != nil {
+				t.Fatal(err)
+			}
+			rep := b.report()
+			if rep.Entries != len(rules) || !versionForm.MatchString(rep.Version) || len(rep.Warnings) > MaxWarnings {
+				t.Fatalf("report %+v for %d rules", rep, len(rules))
+			}
+			reps = append(reps, rep)
+		}
+		if len(reps) == 2 && !reflect.DeepEqual(reps[0], reps[1]) {
+			t.Fatalf("two builds give %+v and %+v", reps[0], reps[1])
+		}
 		if err != nil {
 			return
 		}
@@ -68,6 +112,27 @@ func FuzzParse(f *testing.F) {
 			m, err := s.Lookup(addr, Scope{})
 			if err != nil || m.Block == nil {
 				t.Fatalf("Lookup(%q) for rule %#v = %+v, %v", addr, r, m, err)
+			}
+		}
+	})
+}
+
+// FuzzSuggest checks that what the message for a wildcard or an expression suggests is
+// itself a good entry, and that a pattern that parses is never taken for a wildcard.
+func FuzzSuggest(f *testing.F) {
+	for _, s := range []string{"*@x.example", "@*.x.example", ".*", `.*@example\.com`, `^joe@example\.com$`, `(.*\.)?example\.com$`,
+		`[^@]+@x.example`, "a*b@x.example", `"a*b"@x.example`, ".+@x", "@x.example$"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, p string) {
+		for _, s := range suggestLiteral(p) {
+			if _, msg := parsePattern(s); msg != "" {
+				t.Fatalf("suggestLiteral(%q) gives %q: %s", p, s, msg)
+			}
+		}
+		if p != "" {
+			if _, msg := parsePattern(p); msg == "" && notLiteral(p, "") != "" {
+				t.Fatalf("parsePattern(%q) accepts what notLiteral refuses", p)
 			}
 		}
 	})

@@ -1,8 +1,10 @@
 package rules
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,7 +16,17 @@ import (
 // TestMain lets the tests run this test binary as a helper process: with
 // BFS_RULES_HELPER=load it loads the rules at BFS_RULES_PATH, looks up BFS_RULES_ADDR and
 // prints what it found.
+//
+// No test reads this machine's qmail control files: a :rcpthosts line may read only under
+// the temporary directory (a fuzzed or default control directory gets an error).
 func TestMain(m *testing.M) {
+	tmp := filepath.Clean(os.TempDir()) + string(filepath.Separator)
+	testOnlyOpenControl = func(name string) (*os.File, error) {
+		if !strings.HasPrefix(name, tmp) {
+			return nil, &fs.PathError{Op: "open", Path: name, Err: errors.New("the tests read no control file outside " + tmp)}
+		}
+		return os.Open(name)
+	}
 	if os.Getenv("BFS_RULES_HELPER") == "load" {
 		os.Exit(helperLoad(os.Getenv("BFS_RULES_PATH"), os.Getenv("BFS_RULES_ADDR")))
 	}

@@ -83,6 +83,10 @@ func TestLoadReadOnly(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer s.Close()
+			if info.Version == "" || info.Version != s.Version() {
+				t.Errorf("info.Version = %q, the set's %q: want the same, not empty", info.Version, s.Version())
+			}
+			info.Version = ""
 			if want := tt.want(src); info != want {
 				t.Errorf("info = %+v; want %+v", info, want)
 			}

@@ -55,17 +55,28 @@ func TestReloader(t *testing.T) {
 		t.Error("new list not in use")
 	}
 
+	// A broken text: the last good CDB stays in use, and the reload says so.
 	touch("@c.example\nnot an entry\n")
-	if _, err := r.Reload(false); err == nil {
-		t.Fatal("a broken text reloaded without an error")
+	if got, err := r.Reload(false); err != nil || !got.Done || !got.Info.LastGood || got.Info.Err == nil {
+		t.Fatalf("Reload of a broken text = %+v, %v; want the last good list, with its error", got, err)
 	}
-	if !blocked("x@b.example") {
+	if !blocked("x@b.example") || blocked("x@c.example") {
 		t.Error("the good list was dropped for a broken one")
 	}
 	if got, err := r.Reload(false); err != nil || got.Done {
 		t.Errorf("the same broken files were tried again: %+v, %v", got, err)
 	}
+	if got, err := r.Reload(true); err != nil || !got.Info.LastGood {
+		t.Errorf("a forced reload of the broken text = %+v, %v; want the last good list again", got, err)
+	}
+	// No CDB to fall back on: an error, and the list in use stays.
+	if err := os.Remove(src + ".cdb"); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := r.Reload(true); err == nil {
-		t.Error("a forced reload of the broken text gave no error")
+		t.Error("a broken text with no CDB reloaded without an error")
+	}
+	if !blocked("x@b.example") {
+		t.Error("the list in use was dropped")
 	}
 }

@@ -3,8 +3,10 @@ package rules
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 
@@ -14,11 +16,13 @@ import (
 // Set is a loaded list of rules: an open CDB, or the text parsed into memory when the
 // CDB could not be written. It is safe for concurrent use.
 type Set struct {
-	mu   sync.Mutex
-	r    *cdb.Reader         // the CDB, or nil
-	mem  map[string][][]byte // in memory: key -> encoded values, in file order
-	file string              // source file name, for Rule.File
-	buf  []byte              // probe keys for the CDB
+	mu      sync.Mutex
+	r       *cdb.Reader         // the CDB, or nil
+	mem     map[string][][]byte // in memory: key -> encoded values, in file order
+	file    string              // source file name, for Rule.File
+	version string              // the rules version; "" when unknown
+	deps    []dep               // the files a :rcpthosts line read, from the meta record
+	buf     []byte              // probe keys for the CDB
 	// state of the Lookup in progress
 	m    Match
 	sc   Scope
@@ -27,15 +31,31 @@ type Set struct {
 	key  []byte
 }
 
+// Version returns the rules version of the list: 12 lowercase hexadecimal digits that
+// are the same on every host that compiled the same list (see the package
+// documentation), or "" for a CDB compiled by a version of this program that did not
+// record it.
+func (s *Set) Version() string { return s.version }
+
 // LoadInfo tells the caller how [Load] got its rules, so that it can log it.
 type LoadInfo struct {
-	Source   string // the file the rules were read from: the CDB, or the text when InMemory
+	Source   string // the file the rules in use were read from: the CDB, or the text when InMemory
+	Version  string // the rules version of the rules in use; "" when unknown
 	Compiled bool   // Load compiled the text to the CDB (it was missing or older than the text)
 	InMemory bool   // the CDB could not be written, so the text was parsed into memory
 	Stale    bool   // InMemory, and a CDB older than the text exists (it was not used)
 	Entries  int    // entries compiled or parsed; 0 when an existing CDB was opened
-	Command  string // when InMemory: the command that compiles the CDB, to run as its owner
-	Err      error  // when InMemory: why the CDB could not be written
+	Warnings int    // warnings of that compile or parse (the compile command lists them)
+
+	// LastGood says that the text changed (it, or a control file a :rcpthosts line reads,
+	// is newer than the CDB) but cannot be compiled: the rules in use are those of the
+	// CDB, compiled from an earlier version of the text. Err says why; every log line
+	// should say so until the text is fixed, as Postfix does with a map older than its
+	// source.
+	LastGood bool
+
+	Command string // when InMemory or LastGood: the command to run, as the owner of the rules
+	Err     error  // when InMemory: why the CDB could not be written; when LastGood: why the text does not compile (an [*ErrorList] for mistakes in it)
 }
 
 // Load opens the rules at path, a rules text file whose CDB is path+".cdb", compiling the
@@ -44,16 +64,39 @@ type LoadInfo struct {
 //   - path ends in ".cdb": it is the CDB, opened as it is; there is no text;
 //   - the text is missing and the CDB exists: the CDB is used;
 //   - both are missing: an error that satisfies errors.Is(err, fs.ErrNotExist);
-//   - the CDB exists and the text is not newer: the CDB is used;
+//   - the CDB exists, the text is not newer, and no control file a :rcpthosts line read
+//     has changed since: the CDB is used;
 //   - otherwise the text is compiled with [Compile] and the new CDB used. When the
 //     directory is not writable (EACCES, EPERM or EROFS creating the temporary file),
 //     the text is parsed into memory instead and LoadInfo says so, with the command to
-//     run. Any other failure (a syntax error, a read error, a directory where a file
-//     should be, a corrupt CDB) is an error: rules are never used half-read.
-func Load(path string) (*Set, LoadInfo, error) {
+//     run.
+//
+// When that compile (or parse) fails, for any reason (a mistake in the text, a control
+// file gone, the text changing while read, a full disk), and the CDB exists and is a
+// complete compiled list (it has its meta record: Compile writes it last and renames the
+// file into place whole), the CDB is used and LoadInfo.LastGood says so, with the error.
+// Otherwise the failure is an error: rules are never used half-read, and a corrupt CDB is
+// an error too.
+func Load(path string) (*Set, LoadInfo, error) { return load(path, true) }
+
+// errNotCompiled is LoadInfo.Err of a [LoadReadOnly] that read the text.
+var errNotCompiled = errors.New("rules: a read-only load does not compile")
+
+// LoadReadOnly opens the rules at path as [Load] does, but never writes, whoever runs it
+// (check, run by an administrator as root on the live rules): the CDB is used when Load
+// would use it, and where Load would compile the text, the text is parsed into memory
+// instead, as Load's fallback for a directory it cannot write does: LoadInfo has InMemory
+// (and Stale when an older CDB exists), the compile command and Err wrapping
+// errNotCompiled. A text that does not parse falls back to the last good CDB as in Load.
+func LoadReadOnly(path string) (*Set, LoadInfo, error) { return load(path, false) }
+
+func load(path string, write bool) (*Set, LoadInfo, error) {
 	if strings.HasSuffix(path, ".cdb") {
 		s, err := openCDB(path)
-		return s, LoadInfo{Source: path}, err
+		if err != nil {
+			return nil, LoadInfo{Source: path}, err
+		}
+		return s, LoadInfo{Source: path, Version: s.version}, nil
 	}
 	cdbPath := path + ".cdb"
 	tfi, terr := os.Stat(path)
@@ -71,74 +114,162 @@ func Load(path string) (*Set, LoadInfo, error) {
 		return nil, LoadInfo{}, fmt.Errorf("rules: %s: not a regular file", path)
 	case terr != nil, cerr == nil && !tfi.ModTime().After(cfi.ModTime()):
 		s, err := openCDB(cdbPath)
-		return s, LoadInfo{Source: cdbPath}, err
+		if err != nil {
+			return nil, LoadInfo{}, err
+		}
+		if terr != nil || !s.depsChanged() {
+			return s, LoadInfo{Source: cdbPath, Version: s.version}, nil
+		}
+		s.Close() // a control file changed: compile again
 	}
-	n, err := Compile(path, cdbPath)
+	command := "block-forged-sender compile " + shellQuote(path)
+	var rep Report
+	err := errNotCompiled
+	if write {
+		rep, err = Compile(path, cdbPath)
+	}
 	if err == nil {
 		s, err := openCDB(cdbPath)
-		return s, LoadInfo{Source: cdbPath, Compiled: true, Entries: n}, err
+		if err != nil {
+			return nil, LoadInfo{}, err
+		}
+		return s, LoadInfo{Source: cdbPath, Version: s.version, Compiled: true, Entries: rep.Entries, Warnings: len(rep.Warnings) + rep.MoreWarnings}, nil
 	}
-	if !notWritable(err) {
-		return nil, LoadInfo{}, err
+	if notWritable(err) || err == errNotCompiled {
+		s, rep, perr := LoadText(path)
+		if perr == nil {
+			return s, LoadInfo{
+				Source:   path,
+				Version:  s.version,
+				InMemory: true,
+				Stale:    cerr == nil,
+				Entries:  rep.Entries,
+				Warnings: len(rep.Warnings) + rep.MoreWarnings,
+				Command:  command,
+				Err:      err,
+			}, nil
+		}
+		err = perr
 	}
-	info := LoadInfo{
-		Source:   path,
-		InMemory: true,
-		Stale:    cerr == nil,
-		Command:  "block-forged-sender compile " + shellQuote(path),
-		Err:      err,
+	if cerr == nil {
+		if s, oerr := openCDB(cdbPath); oerr == nil {
+			return s, LoadInfo{Source: cdbPath, Version: s.version, LastGood: true, Command: command, Err: err}, nil
+		}
 	}
-	s, n, perr := parseMemory(path)
-	info.Entries = n
-	return s, info, perr
+	return nil, LoadInfo{}, err
+}
+
+// depsChanged reports whether a control file the list was compiled from has changed.
+func (s *Set) depsChanged() bool {
+	for _, d := range s.deps {
+		if stampPath(d.path) != d.stamp {
+			return true
+		}
+	}
+	return false
 }
 
 // openCDB opens a compiled rules file and checks its meta record.
 func openCDB(path string) (*Set, error) {
+	r, m, err := openMeta(path)
+	if err != nil {
+		return nil, err
+	}
+	return &Set{r: r, file: m.file, version: m.version, deps: m.deps}, nil
+}
+
+// openMeta opens a compiled rules file and reads its meta record.
+func openMeta(path string) (*cdb.Reader, meta, error) {
 	r, err := cdb.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("rules: %w", err)
+		return nil, meta{}, fmt.Errorf("rules: %w", err)
 	}
 	v, found, err := r.Get([]byte(metaKey))
 	if err == nil && !found {
 		err = fmt.Errorf("rules: %s: not a compiled rules file (no meta record): %w", path, cdb.ErrCorrupt)
 	}
-	var file string
+	var m meta
 	if err == nil {
-		file, err = parseMeta(v)
+		m, err = parseMeta(v)
 	}
 	if err != nil {
 		r.Close()
-		return nil, fmt.Errorf("rules: %s: %w", path, err)
+		return nil, meta{}, fmt.Errorf("rules: %s: %w", path, err)
 	}
-	return &Set{r: r, file: file}, nil
+	return r, m, nil
 }
 
-// parseMemory parses the rules text at path into an in-memory Set.
-func parseMemory(path string) (*Set, int, error) {
+// CDBVersion returns the rules version recorded in the compiled rules file at path (a
+// CDB), reading only its meta record: "" for a CDB compiled by a version of this program
+// that did not record one.
+func CDBVersion(path string) (string, error) {
+	r, m, err := openMeta(path)
+	if err != nil {
+		return "", err
+	}
+	r.Close()
+	return m.version, nil
+}
+
+// LoadText parses the rules text at path into an in-memory Set, writing nothing, and
+// reports what it found as [Compile] would: the same entries, rules version and warnings,
+// and every malformed line in an [*ErrorList].
+func LoadText(path string) (*Set, Report, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, 0, fmt.Errorf("rules: %w", err)
+		return nil, Report{}, fmt.Errorf("rules: %w", err)
 	}
 	defer f.Close()
 	before, err := f.Stat()
 	if err != nil {
-		return nil, 0, fmt.Errorf("rules: %w", err)
+		return nil, Report{}, fmt.Errorf("rules: %w", err)
+	}
+	if !before.Mode().IsRegular() {
+		return nil, Report{}, fmt.Errorf("rules: %s: not a regular file", path)
 	}
 	s := &Set{mem: make(map[string][][]byte), file: path}
-	n := 0
-	err = Parse(f, path, func(r Rule) error {
-		s.mem[r.Key] = append(s.mem[r.Key], appendValue(nil, &r))
-		n++
+	b := newBuilder(path, func(key, val []byte) error {
+		s.mem[string(key)] = append(s.mem[string(key)], slices.Clone(val))
 		return nil
 	})
-	if err != nil {
-		return nil, 0, err
+	if err := scan(io.NewSectionReader(f, 0, before.Size()), path, &b.errs, b.line); err != nil {
+		return nil, Report{}, err
+	}
+	if !b.errs.empty() {
+		return nil, Report{}, &b.errs
 	}
 	if err := unchanged(f, before); err != nil {
-		return nil, 0, err
+		return nil, Report{}, err
 	}
-	return s, n, nil
+	if err := b.lint(memRecords(s.mem), io.NewSectionReader(f, 0, before.Size())); err != nil {
+		return nil, Report{}, err
+	}
+	rep := b.report()
+	s.version = rep.Version
+	return s, rep, nil
+}
+
+// memRecords is an in-memory Set's map as the analysis asks it.
+type memRecords map[string][][]byte
+
+func (m memRecords) lookup(key string, fn func([]byte) bool) error {
+	for _, v := range m[key] {
+		if !fn(v) {
+			break
+		}
+	}
+	return nil
+}
+
+func (m memRecords) forEach(fn func(key, val []byte) error) error {
+	for k, vs := range m {
+		for _, v := range vs {
+			if err := fn([]byte(k), v); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // shellQuote quotes s for a POSIX shell when it holds anything but safe characters.

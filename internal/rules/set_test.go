@@ -63,7 +63,7 @@ func openBoth(t *testing.T, text string) map[string]*Set {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, _, err := parseMemory(src)
+	m, _, err := LoadText(src)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -246,9 +246,9 @@ func TestCompileFixture(t *testing.T) {
 	dir := t.TempDir()
 	src := filepath.Join(dir, "badsenders")
 	writeFile(t, src, string(text))
-	n, err := Compile(src, src+".cdb")
-	if err != nil || n != 7 {
-		t.Fatalf("Compile = %d, %v; want 7 entries", n, err)
+	rep, err := Compile(src, src+".cdb")
+	if err != nil || rep.Entries != 7 || len(rep.Version) != 12 || len(rep.Warnings) != 0 {
+		t.Fatalf("Compile = %+v, %v; want 7 entries, a version, no warnings", rep, err)
 	}
 	r, err := cdb.Open(src + ".cdb")
 	if err != nil {
@@ -259,16 +259,17 @@ func TestCompileFixture(t *testing.T) {
 	err = r.ForEach(func(k, v []byte) error {
 		keys = append(keys, string(k))
 		if string(k) == metaKey {
-			if !bytes.Equal(v, append([]byte{1}, src...)) {
-				t.Errorf("meta record = %q", v)
+			m, err := parseMeta(v)
+			if err != nil || m.file != src || m.version != rep.Version || m.deps != nil || v[0] != 2 {
+				t.Errorf("meta record = %q: %+v, %v", v, m, err)
 			}
 			return nil
 		}
 		_, err := decodeRule(k, v, "")
 		return err
 	})
-	want := []string{metaKey, "@acme-corp.example", ".acme-corp.example", "alerts@acme-corp.example", "phisher@scam.example",
-		"@junk.example", ".junk.example", "@xn--acm-corp-d1a.example"}
+	want := []string{"@acme-corp.example", ".acme-corp.example", "alerts@acme-corp.example", "phisher@scam.example",
+		"@junk.example", ".junk.example", "@xn--acm-corp-d1a.example", metaKey}
 	if err != nil || !slices.Equal(keys, want) {
 		t.Errorf("records = %q, %v; want %q", keys, err, want)
 	}
@@ -300,8 +301,8 @@ func TestCompileAtomic(t *testing.T) {
 	if err := os.Chtimes(src, mtime, mtime); err != nil {
 		t.Fatal(err)
 	}
-	if n, err := Compile(src, dst); n != 1 || err != nil {
-		t.Fatalf("Compile = %d, %v", n, err)
+	if rep, err := Compile(src, dst); rep.Entries != 1 || err != nil {
+		t.Fatalf("Compile = %+v, %v", rep, err)
 	}
 	fi, err := os.Stat(dst)
 	if err != nil || !fi.ModTime().Equal(mtime) || fi.Mode().Perm() != 0o640 {
@@ -314,10 +315,10 @@ func TestCompileAtomic(t *testing.T) {
 	wantNames := []string{"badsenders", "badsenders.cdb"}
 
 	writeFile(t, src, "@a.example\n@b.example\nbroken line\n")
-	n, err := Compile(src, dst)
+	rep, err := Compile(src, dst)
 	var se *SyntaxError
-	if n != 0 || !errors.As(err, &se) || err.Error() != src+`:3: bad entry "broken": want user@host, @host or .host` {
-		t.Errorf("Compile(broken) = %d, %v; want a syntax error on line 3", n, err)
+	if rep.Entries != 0 || !errors.As(err, &se) || err.Error() != src+`:3: bad entry "broken": want user@host, @host or .host` {
+		t.Errorf("Compile(broken) = %+v, %v; want a syntax error on line 3", rep, err)
 	}
 	if now, _ := os.ReadFile(dst); !bytes.Equal(now, old) {
 		t.Errorf("Compile(broken) changed the CDB")
@@ -371,7 +372,7 @@ func TestLoad(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer s.Close()
-		if want := (LoadInfo{Source: src + ".cdb", Compiled: true, Entries: 2}); info != want {
+		if want := (LoadInfo{Source: src + ".cdb", Version: s.Version(), Compiled: true, Entries: 2}); info != want || len(s.Version()) != 12 {
 			t.Errorf("info = %+v; want %+v", info, want)
 		}
 		blocked(t, s, "x@b.example", true)
@@ -387,7 +388,7 @@ func TestLoad(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer s.Close()
-		if want := (LoadInfo{Source: src + ".cdb"}); info != want {
+		if want := (LoadInfo{Source: src + ".cdb", Version: s.Version()}); info != want || len(s.Version()) != 12 {
 			t.Errorf("info = %+v; want %+v", info, want)
 		}
 		blocked(t, s, "x@a.example", true)
@@ -402,7 +403,7 @@ func TestLoad(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer s.Close()
-		if want := (LoadInfo{Source: src + ".cdb", Compiled: true, Entries: 1}); info != want {
+		if want := (LoadInfo{Source: src + ".cdb", Version: s.Version(), Compiled: true, Entries: 1}); info != want || len(s.Version()) != 12 {
 			t.Errorf("info = %+v; want %+v", info, want)
 		}
 		blocked(t, s, "x@a.example", false)
@@ -416,7 +417,7 @@ func TestLoad(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer s.Close()
-		if want := (LoadInfo{Source: src + ".cdb"}); info != want {
+		if want := (LoadInfo{Source: src + ".cdb", Version: s.Version()}); info != want || len(s.Version()) != 12 {
 			t.Errorf("info = %+v; want %+v", info, want)
 		}
 		blocked(t, s, "x@a.example", true)
@@ -430,7 +431,7 @@ func TestLoad(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer s.Close()
-		if want := (LoadInfo{Source: src + ".cdb"}); info != want {
+		if want := (LoadInfo{Source: src + ".cdb", Version: s.Version()}); info != want || len(s.Version()) != 12 {
 			t.Errorf("info = %+v; want %+v", info, want)
 		}
 		blocked(t, s, "x@a.example", true)
@@ -445,18 +446,16 @@ func TestLoad(t *testing.T) {
 			t.Errorf("Load(.cdb) = %v; want fs.ErrNotExist", err)
 		}
 	})
-	t.Run("syntax error in stale text", func(t *testing.T) {
-		src := compiledList(t, "@a.example\n")
-		old, _ := os.ReadFile(src + ".cdb")
-		writeFile(t, src, "@\n")
-		stale(t, src)
+	t.Run("syntax error in text without cdb", func(t *testing.T) {
+		src := filepath.Join(t.TempDir(), "badsenders")
+		writeFile(t, src, "@\n@b.example\nfoo\n")
 		_, _, err := Load(src)
-		var se *SyntaxError
-		if !errors.As(err, &se) || se.Line != 1 {
-			t.Errorf("Load = %v; want a syntax error", err)
+		var list *ErrorList
+		if !errors.As(err, &list) || len(list.Errors) != 2 || list.Errors[0].Line != 1 || list.Errors[1].Line != 3 {
+			t.Errorf("Load = %v; want the errors of lines 1 and 3", err)
 		}
-		if now, _ := os.ReadFile(src + ".cdb"); !bytes.Equal(now, old) {
-			t.Errorf("Load changed the CDB after a syntax error")
+		if _, err := os.Stat(src + ".cdb"); err == nil {
+			t.Errorf("Load wrote a CDB for a text with errors")
 		}
 	})
 	t.Run("corrupt cdb", func(t *testing.T) {
@@ -528,7 +527,7 @@ func TestLoadNotWritable(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer s.Close()
-			want := LoadInfo{Source: src, InMemory: true, Entries: 2, Command: "block-forged-sender compile '" + src + "'", Err: info.Err}
+			want := LoadInfo{Source: src, Version: s.Version(), InMemory: true, Entries: 2, Command: "block-forged-sender compile '" + src + "'", Err: info.Err}
 			if info != want || !errors.Is(info.Err, errno) {
 				t.Errorf("info = %+v; want %+v", info, want)
 			}
