@@ -132,15 +132,21 @@ func run(args []string, e cli.Env, stdout, stderr io.Writer, environ []string) i
 			return fail("%v", err)
 		}
 	}
-	metrics := &milter.Metrics{}
+	metrics := &milter.Metrics{RulesVersion: func() string { return reloader.Info().Version }}
 	srv := milter.NewServer(milter.Config{
 		Policy:      pc,
 		Rules:       src,
 		DefaultHost: func(mta string) (string, error) { return defaultHost(&f, mta) },
 		MaxField:    f.MaxField,
 		FailOpen:    f.failOpen,
-		Log:         func(en milter.Entry) { entryRecord(en, pc.Mode).Log(lg) },
-		Metrics:     metrics,
+		Log: func(en milter.Entry) {
+			r := entryRecord(en, pc.Mode)
+			info := reloader.Info()
+			r.Rules = info.Version
+			r.Warning = cli.LoadWarning(info)
+			r.Log(lg)
+		},
+		Metrics: metrics,
 	})
 	if f.metricsListen != "" {
 		mln, err := net.Listen("tcp", f.metricsListen)

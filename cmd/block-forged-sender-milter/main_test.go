@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -377,6 +378,12 @@ func TestMilterDaemonMetrics(t *testing.T) {
 		if !strings.Contains(text, want) {
 			t.Errorf("metrics lack %q:\n%s", want, text)
 		}
+	}
+	// The rules version, to compare across hosts, as every log line has it too.
+	if m := regexp.MustCompile(`(?m)^bfs_milter_rules_info\{version="([0-9a-f]{12})"\} 1$`).FindStringSubmatch(text); m == nil {
+		t.Errorf("metrics lack bfs_milter_rules_info:\n%s", text)
+	} else if !strings.Contains(d.logText(t), " rules="+m[1]+" ") {
+		t.Errorf("log lines lack rules=%s:\n%s", m[1], d.logText(t))
 	}
 	if ct := resp.Header.Get("Content-Type"); ct != "text/plain; version=0.0.4; charset=utf-8" {
 		t.Errorf("Content-Type %q", ct)

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"block-forged-sender/internal/rules"
 	"block-forged-sender/internal/testenv"
@@ -267,5 +268,44 @@ func TestUnknownVariable(t *testing.T) {
 	f := logFields(t, res.stderr)
 	if res.code != 0 || f["warning"] != `"unknown setting BFS_IGNORE_RELAYCLIENT ignored (not a variable of block-forged-sender filter; see its --help)"` {
 		t.Errorf("exit %d, log %s", res.code, res.stderr)
+	}
+}
+
+// TestVersionRules: version --rules names the rules version, the same for the same list
+// wherever and whenever it was compiled, another for another list; the log line has it too.
+func TestVersionRules(t *testing.T) {
+	version := func(path string) string {
+		t.Helper()
+		res := proc{args: []string{"version", "--rules", path}}.run(t)
+		lines := strings.Split(strings.TrimSuffix(string(res.stdout), "\n"), "\n")
+		if res.code != 0 || len(lines) != 2 || !strings.HasPrefix(lines[0], "block-forged-sender ") || !strings.HasPrefix(lines[1], "rules ") {
+			t.Fatalf("version --rules %s: exit %d, %q", path, res.code, res.stdout)
+		}
+		_, v, _ := strings.Cut(lines[1], " version ")
+		if len(v) != 12 {
+			t.Fatalf("version --rules %s: %q has no 12-digit version", path, lines[1])
+		}
+		return v
+	}
+	a, b := rulesFile(t, testRules), rulesFile(t, testRules)
+	for _, f := range []string{a, b} {
+		if res := (proc{args: []string{"compile", f}}).run(t); res.code != 0 {
+			t.Fatalf("compile: %s", res.stderr)
+		}
+	}
+	os.Chtimes(b, time.Now().Add(-time.Hour), time.Now().Add(-time.Hour))
+	va := version(a)
+	if vb, vcdb := version(b), version(a+".cdb"); vb != va || vcdb != va {
+		t.Errorf("the same list: versions %s, %s, %s; want one", va, vb, vcdb)
+	}
+	if vc := version(rulesFile(t, testRules+"@another.example\n")); vc == va {
+		t.Errorf("another list has the same version %s", vc)
+	}
+	res := proc{args: []string{"filter"}, env: qenv(a, "anna@partner.example", "sales@ours.example"), stdin: []byte(legitMsg)}.run(t)
+	if f := logFields(t, res.stderr); f["rules"] != va {
+		t.Errorf("log line rules=%q, want %q: %s", f["rules"], va, res.stderr)
+	}
+	if res := (proc{args: []string{"version", "--rules", filepath.Join(t.TempDir(), "none")}}).run(t); res.code != 111 {
+		t.Errorf("version --rules of nothing: exit %d, want 111", res.code)
 	}
 }

@@ -158,14 +158,18 @@ func check(w io.Writer, fs *cli.FlagSet, c *config, e cli.Env, std stdio) int {
 // describeRules says where check got the rules. The text read directly is check's choice
 // (it never compiles), not the filter's fallback that the log warns of.
 func describeRules(info rules.LoadInfo) string {
+	v := ""
+	if info.Version != "" {
+		v = ", version " + info.Version
+	}
 	if !info.InMemory {
-		return cli.DescribeLoad(info)
+		return cli.DescribeLoad(info) + v
 	}
 	why := "there is no " + info.Source + ".cdb"
 	if info.Stale {
 		why = "it is newer than " + info.Source + ".cdb"
 	}
-	return fmt.Sprintf("%s (the text, read directly: %s; check does not compile it, run: %s)", info.Source, why, info.Command)
+	return fmt.Sprintf("%s (the text, read directly: %s; check does not compile it, run: %s)%s", info.Source, why, info.Command, v)
 }
 
 // flagGiven reports whether a flag was set on the command line or in the environment.

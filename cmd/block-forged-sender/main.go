@@ -14,6 +14,7 @@ import (
 	"syscall"
 
 	"block-forged-sender/internal/cli"
+	"block-forged-sender/internal/rules"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -45,9 +46,11 @@ per client in tcp.smtp. A flag on the command line wins over the environment.
 Run "block-forged-sender COMMAND --help" for a command's flags.
 `
 
-const versionHelp = `usage: block-forged-sender version
+const versionHelp = `usage: block-forged-sender version [--rules FILE]
 
-Prints the program's version.
+Prints the program's version and, with --rules, the version of the rules list FILE (a hash of
+the compiled list: the same on every host that compiled the same list), read without
+compiling anything. Exit 0, or 111 when the rules cannot be read.
 `
 
 // queueName is the name under which the program runs in queue mode with no arguments, as
@@ -96,12 +99,7 @@ func run(args []string, e cli.Env, std stdio) int {
 	case "milter", "sync":
 		return runSibling(args[0], siblings[cmd], rest, std)
 	case "version", "--version":
-		if cli.HasHelp(rest) {
-			fmt.Fprint(std.out, versionHelp)
-			return 0
-		}
-		fmt.Fprintf(std.out, "block-forged-sender %s\n", version)
-		return 0
+		return runVersion(rest, e, std)
 	case "help", "-h", "-help", "--help":
 		// "help COMMAND" is "COMMAND --help"; help for help, or any other word, is this.
 		if len(rest) > 0 && !strings.HasPrefix(rest[0], "-") && rest[0] != "help" {
@@ -117,6 +115,41 @@ func run(args []string, e cli.Env, std stdio) int {
 		fmt.Fprintf(std.err, "block-forged-sender: unknown command %q (see block-forged-sender help)\n", cmd)
 		return 2
 	}
+}
+
+// runVersion prints the program's version and, with --rules, the rules version.
+func runVersion(args []string, e cli.Env, std stdio) int {
+	fs := cli.NewFlagSet("block-forged-sender version", versionHelp)
+	var file string
+	fs.StringVar(&file, "rules", "", "the rules text `FILE` (its compiled form is FILE.cdb), or the .cdb itself")
+	if cli.HasHelp(args) {
+		fs.PrintHelp(std.out)
+		return 0
+	}
+	// Only the command line: a BFS_RULES in the environment is not a request for it.
+	if err := fs.Parse(args, func(string) (string, bool) { return "", false }); err != nil || fs.NArg() > 0 {
+		if err != nil {
+			fmt.Fprintln(std.err, err)
+		}
+		fmt.Fprint(std.err, "usage: block-forged-sender version [--rules FILE]\n")
+		return 2
+	}
+	fmt.Fprintf(std.out, "block-forged-sender %s\n", version)
+	if file == "" {
+		return 0
+	}
+	s, info, err := rules.LoadReadOnly(file)
+	if err != nil {
+		fmt.Fprintf(std.err, "block-forged-sender version: %v\n", err)
+		return 111
+	}
+	s.Close()
+	v := info.Version
+	if v == "" {
+		v = "unknown (compiled by an older version of this program: compile it again)"
+	}
+	fmt.Fprintf(std.out, "rules %s version %s\n", cli.DescribeLoad(info), v)
+	return 0
 }
 
 // commands are the words "help COMMAND" knows.

@@ -48,6 +48,7 @@ func (p *pipeline) loadWith(load func(string) (*rules.Set, rules.LoadInfo, error
 	if w := cli.LoadWarning(info); w != "" {
 		p.rec.Warning = strings.TrimPrefix(p.rec.Warning+"; "+w, "; ")
 	}
+	p.rec.Rules = info.Version
 	return info, nil
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"block-forged-sender/internal/rules"
 	"errors"
 	"fmt"
 	"maps"
@@ -156,7 +157,7 @@ func TestReplayFiles(t *testing.T) {
 	p := func(name string) string { return filepath.Join(dir, name) }
 	res := proc{args: []string{"check", p("legit.eml"), p("forged.eml"), p("mbox"), p("empty"), p("missing"), p("plain"), "-"},
 		env: map[string]string{"BFS_RULES": rules}, stdin: []byte(storedLegit)}.run(t)
-	want := "rules: " + rules + " (the text, read directly: there is no " + rules + ".cdb; check does not compile it, run: block-forged-sender compile " + rules + ")\n" +
+	want := "rules: " + rules + " (the text, read directly: there is no " + rules + ".cdb; check does not compile it, run: block-forged-sender compile " + rules + "), version " + textVersion(t, rules) + "\n" +
 		p("legit.eml") + " pass\n" +
 		p("forged.eml") + " reject From ceo@ours.example by " + rules + ":1 (forged: ours.example used from outside)\n" +
 		p("mbox") + "#1 pass\n" +
@@ -338,7 +339,7 @@ func TestCheckDoesNotWriteRules(t *testing.T) {
 	os.Mkdir(filepath.Join(md, "tmp"), 0o755)
 	env := map[string]string{"BFS_RULES": rules}
 	res := proc{args: []string{"check", md}, env: env}.run(t)
-	want := "rules: " + rules + " (the text, read directly: it is newer than " + rules + ".cdb; check does not compile it, run: block-forged-sender compile " + rules + ")\n" +
+	want := "rules: " + rules + " (the text, read directly: it is newer than " + rules + ".cdb; check does not compile it, run: block-forged-sender compile " + rules + "), version " + textVersion(t, rules) + "\n" +
 		md + "/cur/1:2,S pass\n" +
 		md + "/new/2 reject envelope phisher@scam.example by " + rules + ":2 (phishing, added since the compile)\n" +
 		"checked 2 messages: 1 pass, 1 reject, 0 tempfail\n"
@@ -421,4 +422,15 @@ func TestReadmeReplay(t *testing.T) {
 		!strings.Contains(out, want) || !strings.HasSuffix(out, "checked 7 messages: 5 pass, 2 reject, 0 tempfail\n") {
 		t.Errorf("--client mx1.billing-provider.example: exit %d, stdout:\n%s\nwant it to hold %q", code, out, want)
 	}
+}
+
+// textVersion is the rules version of the text at path, as check reports it.
+func textVersion(t *testing.T, path string) string {
+	t.Helper()
+	s, rep, err := rules.LoadText(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	return rep.Version
 }

@@ -19,6 +19,10 @@ import (
 // text exposition format (version 0.0.4). The zero value is ready to use; a nil *Metrics
 // counts nothing. It is safe for concurrent use.
 type Metrics struct {
+	// RulesVersion, if set, gives the version of the rules in use, served as
+	// bfs_milter_rules_info{version="..."} 1, so an operator can compare it across hosts.
+	RulesVersion func() string
+
 	mu       sync.Mutex
 	messages map[counterKey]uint64
 	message  histogram // MAIL FROM to verdict
@@ -135,6 +139,11 @@ func (m *Metrics) WriteText(out io.Writer) error {
 	for _, k := range keys {
 		fmt.Fprintf(w, "bfs_milter_messages_total{verdict=\"%s\",reason=\"%s\"} %d\n",
 			escapeLabel(string(k.verdict)), escapeLabel(k.reason), counts[k])
+	}
+	if m.RulesVersion != nil {
+		w.WriteString("# HELP bfs_milter_rules_info The rules in use: their version (a hash of the compiled list).\n")
+		w.WriteString("# TYPE bfs_milter_rules_info gauge\n")
+		fmt.Fprintf(w, "bfs_milter_rules_info{version=\"%s\"} 1\n", escapeLabel(m.RulesVersion()))
 	}
 	writeHistogram(w, "bfs_milter_message_seconds", "Time from MAIL FROM to the verdict.", &message)
 	writeHistogram(w, "bfs_milter_decide_seconds", "Time of one batch of policy look-ups (MAIL FROM, a header field, end of header).", &decide)
