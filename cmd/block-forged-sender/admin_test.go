@@ -309,3 +309,15 @@ func TestVersionRules(t *testing.T) {
 		t.Errorf("version --rules of nothing: exit %d, want 111", res.code)
 	}
 }
+
+// TestCheckRulesErrors: check, like compile, names every mistake of the rules with file:line.
+func TestCheckRulesErrors(t *testing.T) {
+	rules := rulesFile(t, "@a.example\nbad one\n@b.example\n*@c.example\n!@a.example clinet=.billing.example x\n")
+	res := proc{args: []string{"check", "--rules", rules, "--sender", "x@partner.example"}}.run(t)
+	want := "block-forged-sender check: " + rules + `:2: bad entry "bad": want user@host, @host or .host` + "\n" +
+		"block-forged-sender check: " + rules + `:4: bad entry "*@c.example": '*' is not a wildcard here: write @c.example` + "\n" +
+		"block-forged-sender check: " + rules + `:5: unknown scope "clinet=.billing.example": did you mean client=? (the scopes are rcpt= and client=)` + "\n"
+	if res.code != 111 || string(res.stderr) != want {
+		t.Errorf("exit %d, stderr:\n%s\nwant 111 and:\n%s", res.code, res.stderr, want)
+	}
+}

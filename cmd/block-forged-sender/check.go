@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -87,6 +88,16 @@ func runCheck(args []string, e cli.Env, std stdio) int {
 // check is runCheck after the command line: the rules, then the explanation or the replay.
 func check(w io.Writer, fs *cli.FlagSet, c *config, e cli.Env, std stdio) int {
 	fail := func(err error) int {
+		// A rules text with mistakes: every one of them, with its file:line, as compile.
+		if list := (*rules.ErrorList)(nil); errors.As(err, &list) {
+			for _, e := range list.Errors {
+				fmt.Fprintf(std.err, "block-forged-sender check: %v\n", e)
+			}
+			if list.More > 0 {
+				fmt.Fprintf(std.err, "block-forged-sender check: ... and %d more\n", list.More)
+			}
+			return 111
+		}
 		fmt.Fprintf(std.err, "block-forged-sender check: %v\n", err)
 		return 111
 	}
