@@ -127,11 +127,13 @@ func (c *Conn) Close() {
 // Ping checks that the connection still works.
 func (c *Conn) Ping(ctx context.Context) error { return c.c.Ping(ctx) }
 
-// WALPosition returns the server's WAL write position (pg_current_wal_lsn), which covers
-// every transaction that has committed and sent its notifications; "" on a standby.
+// WALPosition returns the server's WAL insert position (pg_current_wal_insert_lsn),
+// which is past the commit record of every transaction whose notifications have been
+// delivered, with synchronous_commit off too; "" on a standby. (The write position,
+// pg_current_wal_lsn, may still be short of an asynchronous commit.)
 func (c *Conn) WALPosition(ctx context.Context) (string, error) {
 	var lsn *string
-	err := c.c.QueryRow(ctx, "SELECT CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_lsn()::text END",
+	err := c.c.QueryRow(ctx, "SELECT CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_insert_lsn()::text END",
 		pgx.QueryExecModeSimpleProtocol).Scan(&lsn)
 	if err != nil || lsn == nil {
 		return "", err

@@ -49,8 +49,14 @@ func newFixture(t *testing.T) *fixture {
 // set replaces the table's rows with lines (in one statement, so one NOTIFY).
 func (f *fixture) set(t *testing.T, lines ...string) {
 	t.Helper()
+	f.setWith(t, "", lines...)
+}
+
+// setWith is set with a statement at the start of the transaction.
+func (f *fixture) setWith(t *testing.T, first string, lines ...string) {
+	t.Helper()
 	var b strings.Builder
-	b.WriteString("BEGIN; DELETE FROM bfs_rules;\n")
+	b.WriteString("BEGIN; " + first + " DELETE FROM bfs_rules;\n")
 	for _, l := range lines {
 		fmt.Fprintf(&b, "INSERT INTO bfs_rules (line) VALUES (%s);\n", quote(l))
 	}

@@ -5,8 +5,13 @@ import (
 	"errors"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 )
+
+// testOnlySyncs counts the syncs a watch starts, so tests know that one ran even when it
+// reported nothing (a failure already reported).
+var testOnlySyncs atomic.Int64
 
 // closeTimeout bounds the goodbye to a server that may be gone.
 const closeTimeout = 2 * time.Second
@@ -323,6 +328,7 @@ func (w *watcher) run(ctx context.Context) {
 // sync runs one sync on the query connection, (re)connecting it first when needed; again
 // says to retry after a backoff.
 func (w *watcher) sync(ctx context.Context, conn **Conn, o *outage, lastErr *string, trigger Trigger, lsn string) (again bool) {
+	fresh := *conn == nil
 	if *conn == nil {
 		cctx, cancel := context.WithTimeout(ctx, w.cfg.Timeout)
 		c, err := Connect(cctx, w.cfg.DB)
@@ -337,6 +343,7 @@ func (w *watcher) sync(ctx context.Context, conn **Conn, o *outage, lastErr *str
 		w.up(o)
 	}
 	c := *conn
+	testOnlySyncs.Add(1)
 	if lsn != "" {
 		// On a standby, wait until it has replayed the change; if it lags more than the
 		// timeout, sync all the same (the next interval catches up). A failure here is
@@ -364,9 +371,13 @@ func (w *watcher) sync(ctx context.Context, conn **Conn, o *outage, lastErr *str
 	if isQuery && (c.Lost() || sctx.Err() != nil) {
 		// The connection went during the query, or the query hung (a dead peer; a query
 		// cut off by the timeout leaves the connection in no known state): start again on
-		// a new one.
+		// a new one. One that had been idle since an earlier sync (the server restarted
+		// meanwhile) is replaced at once, not after a backoff.
 		c.Close()
 		*conn = nil
+		if !fresh && ctx.Err() == nil {
+			return w.sync(ctx, conn, o, lastErr, trigger, lsn)
+		}
 		w.down(o, err)
 		return true
 	}

@@ -54,6 +54,10 @@ func Start(t testing.TB) *Cluster {
 // func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }.
 func Main(m *testing.M) int {
 	code := testenv.Main(m)
+	if standby != nil {
+		standby.stop()
+		os.RemoveAll(standby.Dir)
+	}
 	if cluster != nil {
 		cluster.stop()
 		os.RemoveAll(cluster.Dir)
@@ -103,7 +107,7 @@ func start() (*Cluster, error) {
 	}
 	// Unix socket only, in our directory; no durability (a test cluster); enough
 	// connections for the tests' syncs, watchers and psql.
-	conf := fmt.Sprintf("listen_addresses = ''\nunix_socket_directories = '%s'\nfsync = off\nsynchronous_commit = off\nfull_page_writes = off\nmax_connections = 40\nshared_buffers = 32MB\n", c.Socket)
+	conf := fmt.Sprintf("listen_addresses = ''\nunix_socket_directories = '%s'\nfsync = off\nfull_page_writes = off\nmax_connections = 40\nshared_buffers = 32MB\n", c.Socket)
 	f, err := os.OpenFile(filepath.Join(c.data(), "postgresql.conf"), os.O_APPEND|os.O_WRONLY, 0)
 	if err != nil {
 		return nil, err
@@ -226,4 +230,57 @@ func WaitFor(d time.Duration, cond func() bool) (time.Duration, bool) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// Standby makes a streaming replica of the server (pg_basebackup -R: a hot standby that
+// follows it) and starts it on a socket of its own. Main stops it with the primary.
+func (c *Cluster) Standby(t testing.TB) *Cluster {
+	t.Helper()
+	standbyOnce.Do(func() { standby, standbyErr = c.newStandby() })
+	if standbyErr != nil {
+		t.Fatal(standbyErr)
+	}
+	return standby
+}
+
+var (
+	standbyOnce sync.Once
+	standby     *Cluster
+	standbyErr  error
+)
+
+func (c *Cluster) newStandby() (*Cluster, error) {
+	dir, err := os.MkdirTemp("", "bfs-pg-standby-")
+	if err != nil {
+		return nil, err
+	}
+	s := &Cluster{Dir: dir, Socket: filepath.Join(dir, "sock"), cred: c.cred}
+	if err := os.Mkdir(s.Socket, 0o755); err != nil {
+		return nil, err
+	}
+	if c.cred != nil {
+		for _, d := range []string{dir, s.Socket} {
+			if err := os.Chown(d, int(c.cred.Uid), int(c.cred.Gid)); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		return nil, err
+	}
+	if out, err := s.run("pg_basebackup", "-h", c.Socket, "-U", "postgres", "-D", s.data(), "-R", "-X", "stream", "-c", "fast"); err != nil {
+		return nil, fmt.Errorf("pg_basebackup: %v\n%s", err, out)
+	}
+	f, err := os.OpenFile(filepath.Join(s.data(), "postgresql.conf"), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(f, "unix_socket_directories = '%s'\nhot_standby = on\n", s.Socket)
+	if err := f.Close(); err != nil {
+		return nil, err
+	}
+	if err := s.Start(); err != nil {
+		return nil, err
+	}
+	return s, nil
 }
