@@ -24,6 +24,7 @@ import (
 var version = "0.1.0-dev"
 
 const syncHelp = `usage: block-forged-sender sync --dsn DSN --query SQL [--watch] RULESFILE
+       (or --rules RULESFILE; every flag also from the environment, as BFS_DSN, BFS_QUERY...)
 
 Makes the rules text RULESFILE and its compiled RULESFILE.cdb the result of a PostgreSQL
 query: each row's first column is one line of the text (an entry, an exception, a comment
@@ -37,10 +38,12 @@ result does not replace a list that has entries, unless --allow-empty.
 It prints one line: what it did (created, replaced, unchanged, kept), the rows and entries,
 the rules version (the same on every host with the same list) and the time it took.
 
---watch keeps running: it LISTENs on --channel and syncs again within a second or two of a
-NOTIFY on it, every --interval, and after a lost connection comes back (retried with
-backoff up to 30s, the files in place kept meanwhile). A failure is logged once, not at
-every retry, and never replaces the list in place. SIGTERM and SIGINT end it.
+--watch keeps running: it LISTENs on --channel (on --listen-dsn, the primary, when --dsn
+is a replica: a standby cannot LISTEN) and syncs again within a second or two of a NOTIFY
+on it, once the replica has replayed the change; every --interval; and after a lost
+connection comes back (retried with backoff up to 30s, the files in place kept meanwhile).
+A failure is logged once, not at every retry, and never replaces the list in place.
+SIGTERM and SIGINT end it.
 
 DSN is a libpq connection string ("host=/run/postgresql dbname=mail user=bfs") or URL
 ("postgresql://bfs@db1.example/mail?sslmode=verify-full"); the PG* environment variables
@@ -53,6 +56,7 @@ Exit 111: the list was not synced (the files in place are kept).
 // flags are the program's settings.
 type flags struct {
 	dsn, listenDSN    string
+	rules             string
 	query, channel    string
 	watch, allowEmpty bool
 	interval, timeout time.Duration
@@ -69,6 +73,7 @@ func run(args []string, e cli.Env, stdout, stderr io.Writer, environ []string) i
 	fs.StringVar(&f.dsn, "dsn", "", "the database: a libpq connection string or postgresql:// URL, `DSN` (required)")
 	fs.StringVar(&f.listenDSN, "listen-dsn", "", "with --watch, LISTEN on this `DSN`, the primary, when --dsn is a replica (a standby cannot LISTEN); default --dsn")
 	fs.StringVar(&f.query, "query", "", "the `SQL` whose rows' first column are the rules lines (required)")
+	fs.StringVar(&f.rules, "rules", "", "the rules text `FILE` to write (its CDB is FILE.cdb), when not given as the RULESFILE argument")
 	fs.BoolVar(&f.watch, "watch", false, "keep running: sync on every NOTIFY, every --interval, and after a lost connection returns")
 	fs.StringVar(&f.channel, "channel", "block_forged_sender", "the LISTEN channel of --watch, a `NAME`")
 	fs.DurationVar(&f.interval, "interval", 5*time.Minute, "with --watch, a full sync this often even without a NOTIFY, a `DURATION`")
@@ -87,9 +92,17 @@ func run(args []string, e cli.Env, stdout, stderr io.Writer, environ []string) i
 	if err := fs.Parse(args, e); err != nil {
 		return usage("%s", strings.TrimPrefix(err.Error(), "block-forged-sender sync: "))
 	}
+	file := f.rules
+	if fs.NArg() == 1 {
+		file = fs.Arg(0)
+	}
 	switch {
-	case fs.NArg() != 1:
+	case fs.NArg() > 1:
 		return usage("one RULESFILE, please (got %d arguments)", fs.NArg())
+	case file == "":
+		return usage("which rules file? give RULESFILE (or --rules, BFS_RULES)")
+	case fs.NArg() == 1 && f.rules != "" && f.rules != fs.Arg(0):
+		return usage("RULESFILE %s and --rules %s (BFS_RULES) differ", fs.Arg(0), f.rules)
 	case f.dsn == "":
 		return usage("--dsn (BFS_DSN) is required")
 	case strings.TrimSpace(f.query) == "":
@@ -100,10 +113,9 @@ func run(args []string, e cli.Env, stdout, stderr io.Writer, environ []string) i
 		return usage("--interval %s: must be positive", f.interval)
 	case f.timeout <= 0:
 		return usage("--timeout %s: must be positive", f.timeout)
-	case strings.HasSuffix(fs.Arg(0), ".cdb"):
-		return usage("RULESFILE %s: name the text; its CDB is RULESFILE.cdb", fs.Arg(0))
+	case strings.HasSuffix(file, ".cdb"):
+		return usage("RULESFILE %s: name the text; its CDB is RULESFILE.cdb", file)
 	}
-	file := fs.Arg(0)
 	db, err := pgsync.ParseDSN(f.dsn)
 	if err != nil {
 		return usage("--dsn: %v", strings.TrimPrefix(err.Error(), "pgsync: "))
