@@ -53,7 +53,8 @@ type Result struct {
 }
 
 // RowError is a row that cannot be a line of the rules text: NULL, a line break inside, or
-// a line that compile refuses. Row counts from 1 in the order of the result.
+// a line that compile refuses (Msg is then compile's message, which shows the entry).
+// Row counts from 1 in the order of the result.
 type RowError struct {
 	Row  int
 	Text string // the row's value, cut to 200 bytes
@@ -61,7 +62,7 @@ type RowError struct {
 }
 
 func (e *RowError) Error() string {
-	return fmt.Sprintf("pgsync: row %d %q: %s", e.Row, e.Text, e.Msg)
+	return fmt.Sprintf("pgsync: row %d: %s", e.Row, e.Msg)
 }
 
 // ErrEmpty refuses an empty result while the list in place has entries (see
@@ -93,6 +94,7 @@ func Sync(ctx context.Context, db Source, query, rulesFile string, opt Options) 
 		return fail(err)
 	}
 	if res.Entries, err = validate(text, rulesFile); err != nil {
+		res.Entries = 0
 		return fail(rowError(err, text))
 	}
 	if same(rulesFile, text) {
@@ -128,7 +130,7 @@ func fetch(ctx context.Context, db Source, query string) (text []byte, rows int,
 		case null:
 			return &RowError{Row: rows, Text: "", Msg: "NULL: a row's first column must be a rules line (use WHERE ... IS NOT NULL)"}
 		case bytes.IndexByte(col, '\n') >= 0, bytes.IndexByte(col, '\r') >= 0:
-			return &RowError{Row: rows, Text: clip(col), Msg: "a line break inside: a row is one line of the rules text"}
+			return &RowError{Row: rows, Text: clip(col), Msg: fmt.Sprintf("%q has a line break inside: a row is one line of the rules text", clip(col))}
 		}
 		b.Write(col)
 		b.WriteByte('\n')

@@ -242,11 +242,11 @@ func TestSyncBadRows(t *testing.T) {
 		query string
 		want  string
 	}{
-		{"syntax", []string{"@ok.example", "@", "@also-ok.example"}, "", `pgsync: row 2 "@": `},
-		{"no domain", []string{"@ok.example", "# c", "ceo"}, "", `pgsync: row 3 "ceo": `},
-		{"NULL", nil, "SELECT line FROM (VALUES (1, '@ok.example'), (2, NULL)) v (id, line) ORDER BY id", `pgsync: row 2 "": NULL`},
-		{"line break", []string{"@ok.example\n@other.example"}, "", `pgsync: row 1 "@ok.example\n@other.example": a line break inside`},
-		{"CR", []string{"@ok.example\r"}, "", `pgsync: row 1 "@ok.example\r": a line break inside`},
+		{"syntax", []string{"@ok.example", "@", "@also-ok.example"}, "", `pgsync: row 2: `},
+		{"no domain", []string{"@ok.example", "# c", "ceo"}, "", `pgsync: row 3: `},
+		{"NULL", nil, "SELECT line FROM (VALUES (1, '@ok.example'), (2, NULL)) v (id, line) ORDER BY id", `pgsync: row 2: NULL`},
+		{"line break", []string{"@ok.example\n@other.example"}, "", `pgsync: row 1: "@ok.example\n@other.example" has a line break inside`},
+		{"CR", []string{"@ok.example\r"}, "", `pgsync: row 1: "@ok.example\r" has a line break inside`},
 		{"query", nil, "SELECT line FROM no_such_table", `pgsync: query: ERROR: relation "no_such_table" does not exist`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
