@@ -270,10 +270,11 @@ func TestUnit(t *testing.T) {
 			t.Errorf("the unit has no line %q", strings.TrimSpace(want))
 		}
 	}
+	help := bfs(t, nil, "sync", "--help").stdout
 	for _, line := range strings.Split(strings.TrimSpace(testenv.Snippet(t, "sync-env")), "\n") {
 		name, _, ok := strings.Cut(line, "=")
-		if !ok || !strings.HasPrefix(name, "BFS_") {
-			t.Errorf("sync-env line %q is no BFS_ setting", line)
+		if !ok || !strings.Contains(help, ", "+name+"\n") {
+			t.Errorf("sync-env line %q is no setting of sync --help", line)
 		}
 	}
 	testenv.RequireTools(t, "make")

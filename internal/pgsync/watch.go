@@ -56,7 +56,7 @@ type Trigger string
 
 const (
 	TriggerStart    Trigger = "start"    // the first sync, once LISTEN is in place (or failed)
-	TriggerConnect  Trigger = "connect"  // LISTEN again after an outage: a NOTIFY may have been missed
+	TriggerConnect  Trigger = "connect"  // LISTEN (again) after the first sync: a NOTIFY may have been missed
 	TriggerNotify   Trigger = "notify"   // a NOTIFY on the channel
 	TriggerInterval Trigger = "interval" // the periodic full sync
 	TriggerRetry    Trigger = "retry"    // again after a failure
@@ -80,8 +80,8 @@ type Event struct {
 // more, not one each. When the query runs on a standby, a sync triggered by a NOTIFY
 // first waits until the standby has replayed the primary's WAL up to where it was when
 // the NOTIFY arrived, so that it reads the change. A sync also runs at the start (once
-// LISTEN is in place), every cfg.Interval, and after the listener comes back from an
-// outage, when a NOTIFY may have been missed.
+// LISTEN is in place, or after at most 5 s), every cfg.Interval, and whenever the listener
+// (re)connects after that, when a NOTIFY may have been missed.
 //
 // A lost or refused connection is retried with capped exponential backoff while the files
 // in place stay as they are; a failed query is retried the same way. A bad row or an empty
@@ -117,9 +117,13 @@ type watcher struct {
 		trigger Trigger
 		lsn     string // the primary's WAL position at the NOTIFY
 	}
-	kicked chan struct{} // a pending trigger
-	ready  chan struct{} // closed after the listener's first attempt
+	kicked  chan struct{} // a pending trigger
+	ready   chan struct{} // closed after the listener's first attempt
+	started atomic.Bool   // the syncer has begun
 }
+
+// readyWait bounds the first sync's wait for the listener's first attempt.
+const readyWait = 5 * time.Second
 
 func (w *watcher) report(e Event) {
 	w.mu.Lock()
@@ -223,14 +227,16 @@ func (w *watcher) listen(ctx context.Context) {
 			sleep(ctx, b.wait())
 			continue
 		}
-		wasDown := !o.since.IsZero()
 		w.up(&o)
 		b.reset()
+		if w.started.Load() {
+			// The syncer has begun (it waits for the first attempt only so long): a
+			// NOTIFY may have come before this LISTEN.
+			w.kick(TriggerConnect, "")
+		}
 		if first {
 			first = false
 			close(w.ready)
-		} else if wasDown {
-			w.kick(TriggerConnect, "")
 		}
 		err = w.notifications(ctx, c)
 		c.Close()
@@ -287,11 +293,18 @@ func (w *watcher) run(ctx context.Context) {
 	b := backoff{min: w.cfg.RetryMin, max: w.cfg.RetryMax}
 	o := outage{role: RoleQuery}
 	lastErr := "" // the failure last reported, not reported again
+	// The first sync waits for LISTEN to be in place, so that no change falls between
+	// them, but not for long: a primary that cannot be reached must not hold up the list
+	// from a replica.
+	first := time.NewTimer(min(w.cfg.Timeout, readyWait))
 	select {
 	case <-w.ready:
+	case <-first.C:
 	case <-ctx.Done():
 		return
 	}
+	first.Stop()
+	w.started.Store(true)
 	trigger, lsn := TriggerStart, ""
 	full := time.NewTimer(w.cfg.Interval)
 	defer full.Stop()
