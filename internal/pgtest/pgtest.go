@@ -22,7 +22,7 @@ import (
 	"block-forged-sender/internal/testenv"
 )
 
-// Bin is where Debian's postgresql package keeps initdb, pg_ctl and postgres; BFS_PGBIN
+// Bin is where Debian's postgresql package keeps initdb, pg_ctl and postgres; BFS_TEST_PGBIN
 // names another directory.
 var Bin = "/usr/lib/postgresql/15/bin"
 
@@ -66,7 +66,7 @@ func Main(m *testing.M) int {
 }
 
 func start() (*Cluster, error) {
-	if d := os.Getenv("BFS_PGBIN"); d != "" {
+	if d := os.Getenv("BFS_TEST_PGBIN"); d != "" {
 		Bin = d
 	}
 	for _, p := range []string{"initdb", "pg_ctl", "postgres"} {
