@@ -8,7 +8,6 @@ CORPUS  ?= ../shared/corpus
 # fixed in Go 1.27); an execution count has no deadline to race.
 FUZZTIME ?= 500000x
 PREFIX  ?= /usr/local
-UNITDIR ?= $(PREFIX)/lib/systemd/system
 DESTDIR ?=
 export CGO_ENABLED ?= 0
 
@@ -61,12 +60,12 @@ bench: build
 # The programs, the block-forged-sender-queue link (for QMAILQUEUE), the manual page, and
 # the sync's systemd unit with PREFIX in its ExecStart.
 install: build
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man8 $(DESTDIR)$(UNITDIR)
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man8 $(DESTDIR)$(PREFIX)/lib/systemd/system
 	install -m 755 $(BIN) $(BINDIR)/block-forged-sender-milter $(BINDIR)/block-forged-sender-sync $(DESTDIR)$(PREFIX)/bin/
 	ln -sf block-forged-sender $(DESTDIR)$(PREFIX)/bin/block-forged-sender-queue
 	install -m 644 docs/block-forged-sender.8 $(DESTDIR)$(PREFIX)/share/man/man8/
-	sed 's|=/usr/local/bin/|=$(PREFIX)/bin/|' contrib/block-forged-sender-sync.service > $(DESTDIR)$(UNITDIR)/block-forged-sender-sync.service
-	chmod 644 $(DESTDIR)$(UNITDIR)/block-forged-sender-sync.service
+	sed 's|^ExecStart=/usr/local/bin/|ExecStart=$(PREFIX)/bin/|' contrib/block-forged-sender-sync.service > $(DESTDIR)$(PREFIX)/lib/systemd/system/block-forged-sender-sync.service
+	chmod 644 $(DESTDIR)$(PREFIX)/lib/systemd/system/block-forged-sender-sync.service
 
 clean:
 	rm -rf bin
