@@ -97,6 +97,15 @@ func TestSyncCommand(t *testing.T) {
 		t.Errorf("second sync: exit %d, %q; want unchanged, rules=%s", res.code, res.stdout, version)
 	}
 
+	// Another target of the same database, elsewhere under another name, a second later:
+	// the same rules version.
+	time.Sleep(1100 * time.Millisecond)
+	other := filepath.Join(t.TempDir(), "mx2-badsenders")
+	res = bfs(t, env, "sync", "--query", envQuery(t), other)
+	if m := onceLine.FindStringSubmatch(res.stdout); res.code != 0 || m == nil || m[1] != "created" || m[4] != version {
+		t.Errorf("second target: exit %d, %q; want created, rules=%s", res.code, res.stdout, version)
+	}
+
 	// The per-message program uses the synced list.
 	res = bfs(t, nil, "check", "--rules", file, "--sender", "ceo@ours.example")
 	if res.code != 1 || !strings.Contains(res.stdout, file+":1") || !strings.Contains(res.stdout, "forged: ours") {
