@@ -27,7 +27,8 @@ import (
 //     modification time is set to M: now, or the old files' if they are later (a clock
 //     set back), in whole seconds.
 //  2. The old CDB's modification time is set to M + 1 s. Readers still use it: the old
-//     text is not newer.
+//     text is not newer. (A CDB of another user, whose time only its owner may set, is
+//     first replaced by a copy of itself.)
 //  3. The temporary text is renamed over FILE, and the directory synced. Readers now see
 //     the new text (M) and the old CDB (M + 1 s): not newer, so they keep using the old
 //     CDB, a complete list.
@@ -165,9 +166,8 @@ func replace(rulesFile string, text []byte) (created bool, err error) {
 	}
 	// 2. the old CDB stays in use while the text is replaced.
 	if haveCDB {
-		ahead := m.Add(time.Second)
-		if err := os.Chtimes(cdbPath, ahead, ahead); err != nil {
-			return false, fmt.Errorf("pgsync: %w", err)
+		if err := setAhead(cdbPath, cold, m.Add(time.Second)); err != nil {
+			return false, err
 		}
 	}
 	// 3. the text.
@@ -183,6 +183,63 @@ func replace(rulesFile string, text []byte) (created bool, err error) {
 		return created, err
 	}
 	return created, nil
+}
+
+// testOnlyChtimes sets a file's times; tests replace it to refuse, as for a file of
+// another user.
+var testOnlyChtimes = os.Chtimes
+
+// setAhead gives the CDB at path the modification time t. Only its owner (or root) may
+// set a time; a CDB of another user (compiled by root, say, before the sync ran as its own
+// user) is replaced by a copy of itself with that time, which readers cannot tell from it.
+func setAhead(path string, fi os.FileInfo, t time.Time) error {
+	err := testOnlyChtimes(path, t, t)
+	if err == nil || !errors.Is(err, fs.ErrPermission) {
+		if err != nil {
+			err = fmt.Errorf("pgsync: %w", err)
+		}
+		return err
+	}
+	in, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("pgsync: %w", err)
+	}
+	defer in.Close()
+	dir, base := filepath.Split(path)
+	if dir == "" {
+		dir = "."
+	}
+	tmp, err := os.CreateTemp(dir, "."+base+".sync.*")
+	if err != nil {
+		return fmt.Errorf("pgsync: %w", err)
+	}
+	renamed := false
+	defer func() {
+		if !renamed {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	if _, err := io.Copy(tmp, in); err != nil {
+		return fmt.Errorf("pgsync: copy %s: %w", path, err)
+	}
+	if err := tmp.Chmod(fi.Mode().Perm()); err != nil {
+		return fmt.Errorf("pgsync: %w", err)
+	}
+	if err := tmp.Sync(); err != nil {
+		return fmt.Errorf("pgsync: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("pgsync: %w", err)
+	}
+	if err := os.Chtimes(tmp.Name(), t, t); err != nil {
+		return fmt.Errorf("pgsync: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("pgsync: %w", err)
+	}
+	renamed = true
+	return nil
 }
 
 func later(a, b time.Time) time.Time {

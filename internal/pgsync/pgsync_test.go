@@ -420,6 +420,33 @@ func TestReplaceOrder(t *testing.T) {
 	}
 }
 
+// TestSyncForeignCDB: a CDB whose time the sync may not set (another user's) is replaced
+// by a copy of itself first, and the sync goes on in the same order.
+func TestSyncForeignCDB(t *testing.T) {
+	f := newFixture(t)
+	f.set(t, list1...)
+	if _, err := f.sync(t, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	refused := 0
+	testOnlyChtimes = func(string, time.Time, time.Time) error {
+		refused++
+		return &os.PathError{Op: "chtimes", Path: f.file + ".cdb", Err: syscall.EPERM}
+	}
+	defer func() { testOnlyChtimes = os.Chtimes }()
+	f.set(t, append(list1, "@foreign.example")...)
+	res, err := f.sync(t, Options{})
+	if err != nil || res.Action != Replaced || refused != 1 {
+		t.Fatalf("Sync = %+v, %v (chtimes refused %d times); want replaced", res, err, refused)
+	}
+	if !lookup(t, f.file, "x@foreign.example").Blocked() {
+		t.Error("the new list is not in the CDB")
+	}
+	if tmps, _ := filepath.Glob(filepath.Join(f.dir, ".*")); len(tmps) > 0 {
+		t.Errorf("temporary files left: %v", tmps)
+	}
+}
+
 // TestSyncWriteFailure: a list that cannot be written (a directory that is gone) is an
 // error that leaves nothing behind.
 func TestSyncWriteFailure(t *testing.T) {
