@@ -7,6 +7,7 @@ package pgtest
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -74,8 +75,12 @@ func start() (*Cluster, error) {
 			return nil, fmt.Errorf("%s not found (apt-get install postgresql): %v", filepath.Join(Bin, p), err)
 		}
 	}
+	sweep()
 	dir, err := os.MkdirTemp("", "bfs-pg-")
 	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(dir, ownerFile), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
 		return nil, err
 	}
 	c := &Cluster{Dir: dir, Socket: filepath.Join(dir, "sock")}
@@ -120,6 +125,49 @@ func start() (*Cluster, error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+// ownerFile holds the pid of the test process that made a cluster's directory.
+const ownerFile = "owner.pid"
+
+// sweep stops and removes the clusters of test processes that died without stopping them
+// (killed by a timeout or a signal before Main's cleanup): directories of ours whose owner
+// is gone.
+func sweep() {
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), "bfs-pg-*"))
+	for _, dir := range dirs {
+		b, err := os.ReadFile(filepath.Join(dir, ownerFile))
+		if err != nil {
+			continue
+		}
+		pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+		if err != nil || pid <= 0 || alive(pid) {
+			continue
+		}
+		c := &Cluster{Dir: dir}
+		if fi, err := os.Stat(dir); err == nil && os.Geteuid() == 0 {
+			st := fi.Sys().(*syscall.Stat_t)
+			c.cred = &syscall.Credential{Uid: st.Uid, Gid: st.Gid}
+		}
+		c.stop()
+		os.RemoveAll(dir)
+	}
+}
+
+// alive reports whether process pid exists and is no zombie (killed, not yet reaped).
+func alive(pid int) bool {
+	if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
+		return false
+	}
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true // not Linux, or not ours to read: assume it runs
+	}
+	// pid (comm) state ...: comm may hold blanks and parentheses, so look after the last ')'.
+	if i := bytes.LastIndexByte(stat, ')'); i >= 0 && i+2 < len(stat) {
+		return stat[i+2] != 'Z'
+	}
+	return true
 }
 
 func (c *Cluster) data() string { return filepath.Join(c.Dir, "data") }
@@ -252,6 +300,9 @@ var (
 func (c *Cluster) newStandby() (*Cluster, error) {
 	dir, err := os.MkdirTemp("", "bfs-pg-standby-")
 	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(dir, ownerFile), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
 		return nil, err
 	}
 	s := &Cluster{Dir: dir, Socket: filepath.Join(dir, "sock"), cred: c.cred}
