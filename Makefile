@@ -64,16 +64,18 @@ bench: build
 	bench/run
 
 # The programs, the block-forged-sender-queue link (for QMAILQUEUE), the manual page and the
-# milter's systemd unit, its ExecStart naming the program under PREFIX
+# daemons' systemd units, their ExecStart naming the program under PREFIX
 # ($(PREFIX)/lib/systemd/system: systemd reads /usr/local/lib/systemd/system and /usr/lib/...).
-UNIT := block-forged-sender-milter.service
+UNITS := block-forged-sender-milter.service block-forged-sender-sync.service
 install: build
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man8 $(DESTDIR)$(PREFIX)/lib/systemd/system
-	install -m 755 $(BIN) $(BINDIR)/block-forged-sender-milter $(DESTDIR)$(PREFIX)/bin/
+	install -m 755 $(BIN) $(BINDIR)/block-forged-sender-milter $(BINDIR)/block-forged-sender-sync $(DESTDIR)$(PREFIX)/bin/
 	ln -sf block-forged-sender $(DESTDIR)$(PREFIX)/bin/block-forged-sender-queue
 	install -m 644 docs/block-forged-sender.8 $(DESTDIR)$(PREFIX)/share/man/man8/
-	sed 's|^ExecStart=/usr/local/bin/|ExecStart=$(PREFIX)/bin/|' contrib/$(UNIT) >$(DESTDIR)$(PREFIX)/lib/systemd/system/$(UNIT)
-	chmod 644 $(DESTDIR)$(PREFIX)/lib/systemd/system/$(UNIT)
+	for u in $(UNITS); do \
+		sed 's|^ExecStart=/usr/local/bin/|ExecStart=$(PREFIX)/bin/|' contrib/$$u >$(DESTDIR)$(PREFIX)/lib/systemd/system/$$u && \
+		chmod 644 $(DESTDIR)$(PREFIX)/lib/systemd/system/$$u || exit 1; \
+	done
 
 clean:
 	rm -rf bin

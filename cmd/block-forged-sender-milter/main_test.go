@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -311,11 +312,9 @@ func TestMilterDaemon(t *testing.T) {
 			var found string
 			for deadline := time.Now().Add(5 * time.Second); found == "" && time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
 				for _, l := range strings.Split(d.logText(t), "\n") {
-					// Every line of a milter connection starts with its session id.
-					if rest, ok := strings.CutPrefix(l, "block-forged-sender: session="); ok {
-						if _, after, ok := strings.Cut(rest, " "); ok && strings.HasPrefix("block-forged-sender: "+after, want) {
-							found = l
-						}
+					// Every line of a milter connection has its session id.
+					if strings.HasPrefix(l, "block-forged-sender: session=") && hasFields(l, want) {
+						found = l
 					}
 				}
 			}
@@ -388,4 +387,38 @@ func TestMilterDaemonMetrics(t *testing.T) {
 	if ct := resp.Header.Get("Content-Type"); ct != "text/plain; version=0.0.4; charset=utf-8" {
 		t.Errorf("Content-Type %q", ct)
 	}
+}
+
+// fields parses a log line, "block-forged-sender: k=v k=\"v w\" ...", into its fields.
+func fields(line string) map[string]string {
+	rest := strings.TrimPrefix(line, "block-forged-sender: ")
+	f := map[string]string{}
+	for rest != "" {
+		k, v, ok := strings.Cut(rest, "=")
+		if !ok {
+			break
+		}
+		if strings.HasPrefix(v, `"`) {
+			q, err := strconv.QuotedPrefix(v)
+			if err != nil {
+				break
+			}
+			f[k], rest = q, strings.TrimPrefix(v[len(q):], " ")
+			continue
+		}
+		f[k], rest, _ = strings.Cut(v, " ")
+	}
+	return f
+}
+
+// hasFields reports whether line holds every field of want (written as a log line), with
+// the same values; a field written "k=" need only be there.
+func hasFields(line, want string) bool {
+	got := fields(line)
+	for k, v := range fields(want) {
+		if g, ok := got[k]; !ok || v != "" && g != v {
+			return false
+		}
+	}
+	return true
 }

@@ -37,6 +37,9 @@ commands:
   compile   compile a rules text to CDB: block-forged-sender compile SRC [DST]
   milter    milter daemon for Postfix and Sendmail: block-forged-sender milter
             --listen unix:PATH|inet:PORT@HOST (runs block-forged-sender-milter)
+  sync      replace the rules with a PostgreSQL query's rows, atomically, once or on
+            every NOTIFY: block-forged-sender sync --dsn DSN --query SQL [--watch]
+            RULESFILE (runs block-forged-sender-sync)
   version   print the version
   help      print this help, or a command's help: block-forged-sender help COMMAND
 

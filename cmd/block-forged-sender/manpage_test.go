@@ -30,7 +30,7 @@ func TestManPage(t *testing.T) {
 		documented[strings.ReplaceAll(m[1], `\-`, "-")] = true
 	}
 	real := map[string]bool{"help": true} // --help of every command
-	for _, cmd := range []string{"filter", "queue", "check", "compile", "milter"} {
+	for _, cmd := range []string{"filter", "queue", "check", "compile", "milter", "sync"} {
 		res := proc{args: []string{cmd, "--help"}}.run(t)
 		for _, m := range helpFlag.FindAllStringSubmatch(string(res.stdout), -1) {
 			real[m[1]] = true
