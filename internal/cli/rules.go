@@ -50,7 +50,7 @@ func Plural(n int, one, many string) string {
 
 // projectVariables are BFS_ variables the project's tests and CI set, which no command
 // reads: not worth a warning (nor is BFS_TEST_*).
-var projectVariables = []string{"BFS_REQUIRE_TOOLS", "BFS_SENDMAIL_ROOT", "BFS_E2E_POSTFIX", "BFS_SOAK", "BFS_SOAK_CONCURRENCY", "BFS_VENDOR"}
+var projectVariables = []string{"BFS_REQUIRE_TOOLS", "BFS_SENDMAIL_ROOT", "BFS_E2E_POSTFIX", "BFS_SOAK", "BFS_SOAK_CONCURRENCY", "BFS_VENDOR", "BFS_CORPUS", "BFS_QMAIL_SOFTLIMIT"}
 
 // UnknownWarning names the BFS_ variables in environ that no flag of fs reads: a typo
 // (BFS_IGNORE_RELAYCLIENT for BFS_IGNORERELAYCLIENT) would otherwise change nothing,
