@@ -260,7 +260,13 @@ func (s *scanner) scan(p []byte) error {
 			continue
 		}
 		s.cEmpty = false
-		// Fast paths: bulk-skip or bulk-copy up to the next CR or LF.
+		// Fast paths: a name's plain bytes; bulk-skip or bulk-copy up to the next CR or LF.
+		if s.st == sName && !s.crOn {
+			if k := s.name.feedPlain(p[i:]); k > 0 {
+				i += k
+				continue
+			}
+		}
 		if (s.st == sSkip && !s.crOn) || s.st == sValue || s.st == sInfo {
 			if lf < i {
 				lf = indexFrom(p, i, '\n')

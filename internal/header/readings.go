@@ -54,12 +54,12 @@ var errFound = errors.New("found")
 // (it is reused from call to call).
 func fieldReadings(canon string, sender, cOnly bool, value []byte, all bool, scratch *[]byte, fn func(Reading) error) error {
 	v := value
-	if bytes.IndexAny(value, "\r\n") >= 0 {
+	if indexLineEnd(value) >= 0 {
 		*scratch = unfold((*scratch)[:0], value)
 		v = *scratch
 	}
 	// After unfolding, every CR or LF left is a line end of the CR convention.
-	end := bytes.IndexAny(v, "\r\n")
+	end := indexLineEnd(v)
 	if sender {
 		if !cOnly || end < 0 {
 			if err := fn(Reading{Name: canon, Value: trim(v)}); err != nil {
@@ -91,7 +91,7 @@ func nested(rest []byte, all bool, fn func(Reading) error) error {
 		}
 		rest = rest[n:]
 		line := rest
-		if i := bytes.IndexAny(rest, "\r\n"); i >= 0 {
+		if i := indexLineEnd(rest); i >= 0 {
 			line, rest = rest[:i], rest[i:]
 		} else {
 			rest = nil
@@ -122,7 +122,7 @@ func nested(rest []byte, all bool, fn func(Reading) error) error {
 // blank kept. Other line ends and all other bytes, NUL and controls included, are kept.
 func unfold(dst, value []byte) []byte {
 	for len(value) > 0 {
-		i := bytes.IndexAny(value, "\r\n")
+		i := indexLineEnd(value)
 		if i < 0 {
 			return append(dst, value...)
 		}
@@ -155,4 +155,20 @@ func trim(v []byte) []byte {
 		break
 	}
 	return v
+}
+
+// indexLineEnd returns the index of the first CR or LF in b, or -1: two vectorised
+// searches, where bytes.IndexAny looks at one byte at a time.
+func indexLineEnd(b []byte) int {
+	i := bytes.IndexByte(b, '\n')
+	if i < 0 {
+		i = len(b)
+	}
+	if j := bytes.IndexByte(b[:i], '\r'); j >= 0 {
+		return j
+	}
+	if i == len(b) {
+		return -1
+	}
+	return i
 }
