@@ -122,6 +122,9 @@ func Scan(r io.Reader, w io.Writer, opt Options, fn func(Reading) error) (n int6
 		if cap(s.unfolded) > maxKeptValue {
 			s.unfolded = nil
 		}
+		if cap(s.join.val) > maxKeptValue {
+			s.join.val = nil
+		}
 		pool.Put(s)
 	}()
 	buf := s.buf[:]
@@ -212,6 +215,17 @@ type scanner struct {
 	// ends lines at a bare CR has seen an empty line, so its header has ended.
 	cEmpty bool
 	crOff  bool
+	crPend bool // an empty line for them ended at the last LF, if the next byte is no blank
+
+	// join reads the header as mutt does from a line with a NUL on (see joiner); lineNul
+	// is what the current line's first NUL was in, nulAt where it is in val (nulValue),
+	// nulName the name read up to it (nulName); gluedEmpty: the empty line just read was
+	// glued on to a line with a NUL, so for mutt the header goes on.
+	join       joiner
+	lineNul    nulKind
+	nulAt      int
+	nulName    nameMatcher
+	gluedEmpty bool
 }
 
 func (s *scanner) reset(opt Options, fn func(Reading) error) {
@@ -222,28 +236,57 @@ func (s *scanner) reset(opt Options, fn func(Reading) error) {
 	s.all = opt.AllSenderFields
 	s.fn, s.infoFn = fn, opt.Info
 	s.st, s.cur, s.skip, s.cr, s.crlf, s.done, s.canon, s.cOnly = sLineStart, kNone, kNone, false, false, false, "", false
-	s.crOn, s.cEmpty, s.crOff = false, true, false
+	s.crOn, s.cEmpty, s.crOff, s.crPend = false, true, false, false
+	s.join.on, s.lineNul, s.gluedEmpty = false, nulNone, false
 	s.val, s.info = s.val[:0], s.info[:0]
 	s.name.reset()
 }
 
 // scan processes one buffer of the stream. It stops early, setting done, at the end of
-// the header section.
+// the header section. While the joiner is on, bytes go to it and to the scanner one at a
+// time; that happens only after a line with a NUL.
 func (s *scanner) scan(p []byte) error {
+	for len(p) > 0 && !s.done {
+		if s.join.on {
+			if err := s.joinByte(p[0]); err != nil {
+				return err
+			}
+			if _, err := s.run(p[:1]); err != nil {
+				return err
+			}
+			p = p[1:]
+			continue
+		}
+		n, err := s.run(p)
+		if err != nil {
+			return err
+		}
+		p = p[n:]
+	}
+	return nil
+}
+
+// run processes bytes of p until its end, the end of the header section, or the end of a
+// line that starts the joiner, and returns how many it processed.
+func (s *scanner) run(p []byte) (int, error) {
 	lf := -1 // index of the next LF at or after i, len(p) if none; -1: not searched yet
 	for i := 0; i < len(p); {
 		b := p[i]
+		if s.crPend {
+			s.crPend = false
+			s.crOff = s.crOff || !isBlank(b)
+		}
 		if s.cr {
 			s.cr = false
 			if b == '\n' {
 				i++
-				if err := s.lineEnd(true); err != nil || s.done {
-					return err
+				if err := s.lineEnd(true); err != nil || s.done || s.join.on {
+					return i, err
 				}
 				continue
 			}
 			if err := s.bareCR(isBlank(b)); err != nil {
-				return err
+				return i, err
 			}
 			// b is processed below, in the state bareCR left.
 		}
@@ -254,8 +297,8 @@ func (s *scanner) scan(p []byte) error {
 			continue
 		case '\n':
 			i++
-			if err := s.lineEnd(false); err != nil || s.done {
-				return err
+			if err := s.lineEnd(false); err != nil || s.done || s.join.on {
+				return i, err
 			}
 			continue
 		}
@@ -276,17 +319,17 @@ func (s *scanner) scan(p []byte) error {
 				j = k
 			}
 			if err := s.hold(p[i:j]); err != nil {
-				return err
+				return i, err
 			}
 			i = j
 			continue
 		}
 		if err := s.byte(b); err != nil {
-			return err
+			return i, err
 		}
 		i++
 	}
-	return nil
+	return len(p), nil
 }
 
 // indexFrom returns the index of the first c in p at or after i, or len(p).
@@ -311,6 +354,7 @@ func (s *scanner) byte(b byte) error {
 				return s.fold(b)
 			case kOther:
 				s.st, s.skip = sSkip, kOther
+				return s.feedCR(b) // a name begun after a bare CR reads the fold's blank too
 			case kName:
 				s.st = sName
 				s.feedName(b)
@@ -333,6 +377,9 @@ func (s *scanner) byte(b byte) error {
 	case sName:
 		return s.feedName(b)
 	case sSkip:
+		if b == 0 && s.lineNul == nulNone {
+			s.lineNul = nulOther
+		}
 		return s.feedCR(b)
 	case sValue, sInfo:
 		return s.hold([]byte{b})
@@ -358,6 +405,12 @@ func (s *scanner) startCRName() {
 
 // feedName feeds one byte of the line's name, and of a name begun after a bare CR in it.
 func (s *scanner) feedName(b byte) error {
+	if b == 0 && s.lineNul == nulNone {
+		s.lineNul = nulOther
+		if s.name.st != nameNot && s.name.st != nameColon {
+			s.lineNul, s.nulName = nulName, s.name
+		}
+	}
 	st := s.name.feed(b)
 	var crSt nameState
 	if s.crOn {
@@ -420,12 +473,27 @@ func (s *scanner) holdField(canon string, cOnly bool) error {
 
 // lineEnd handles LF or CRLF (crlf).
 func (s *scanner) lineEnd(crlf bool) error {
+	glued := s.gluedEmpty
+	s.gluedEmpty = false
+	if k := s.lineNul; k != nulNone {
+		s.lineNul = nulNone
+		if !s.join.on {
+			s.startJoin(k)
+		}
+	}
 	if s.cEmpty && s.st != sLineStart {
-		s.crOff = true // an empty line for readers that end lines at a bare CR
+		// An empty line for readers that end lines at a bare CR, unless a blank follows:
+		// then it is a fold to them (they unfold first) and continues the line before.
+		s.crPend = true
 	}
 	s.cEmpty = true
 	switch s.st {
 	case sLineStart:
+		if glued {
+			// An empty line that mutt glues on to the line with a NUL before it: for it the
+			// header goes on, so the lines after are read as fields.
+			return s.finish()
+		}
 		// A truly empty line: the header section ends here.
 		s.done = true
 		return s.finish()
@@ -448,8 +516,10 @@ func (s *scanner) lineEnd(crlf bool) error {
 
 // bareCR handles a CR not followed by LF; blank says whether a blank follows it (a fold).
 func (s *scanner) bareCR(blank bool) error {
-	if s.cEmpty {
-		s.crOff = true // an empty line for readers that end lines at a bare CR
+	if s.cEmpty && !blank {
+		// An empty line for readers that end lines at a bare CR; one that a blank follows
+		// is a fold to them (they unfold first), so it continues the line before.
+		s.crOff = true
 	}
 	s.cEmpty = true
 	switch s.st {
@@ -492,6 +562,9 @@ func (s *scanner) fold(b byte) error {
 
 // hold adds bytes to the held value (in sValue or sInfo; nothing otherwise).
 func (s *scanner) hold(p []byte) error {
+	if s.lineNul == nulNone && s.st != sValue && bytes.IndexByte(p, 0) >= 0 {
+		s.lineNul = nulOther
+	}
 	switch s.st {
 	case sInfo:
 		if room := MaxInfo - len(s.info); room > 0 {
@@ -510,6 +583,14 @@ func (s *scanner) hold(p []byte) error {
 	need := len(s.val) + len(p)
 	if need > s.max {
 		return ErrFieldTooLong
+	}
+	if s.lineNul == nulNone {
+		if k := bytes.IndexByte(p, 0); k >= 0 {
+			s.lineNul, s.nulAt = nulValue, len(s.val)+k
+			if s.cOnly {
+				s.lineNul = nulOther // its line began before the bare CR: not a sender field to mutt
+			}
+		}
 	}
 	if need > cap(s.val) {
 		v := make([]byte, len(s.val), min(max(need, 2*cap(s.val), minValue), s.max))
@@ -543,6 +624,11 @@ func (s *scanner) reportInfo() {
 
 // eof ends the scan at the end of the input.
 func (s *scanner) eof() error {
+	if s.join.on {
+		if err := s.endJoin(); err != nil {
+			return err
+		}
+	}
 	if s.cr {
 		s.cr = false
 		if err := s.bareCR(false); err != nil {

@@ -16,6 +16,7 @@ type scanCase struct {
 	in   string
 	all  bool  // Options.AllSenderFields
 	want []got // fields, in order
+	head int   // the header section's length, if not what headerEnd says
 }
 
 func from(v string) got   { return got{"From", v} }
@@ -67,7 +68,26 @@ var scanCases = []scanCase{
 	{name: "blank first line blank-only continuation", in: "From:\n \t\n\t<noc@ours>\nTo: x\n\n",
 		want: []got{from("<noc@ours>")}},
 	{name: "trailing blanks trimmed", in: "From: \t a@ours \t\r\n", want: []got{from("a@ours")}},
-	{name: "NUL and controls kept in value", in: "From: noc@acme\x00-corp \"T\b\x7f\" <x@y>\n", want: []got{from("noc@acme\x00-corp \"T\b\x7f\" <x@y>")}},
+	{name: "NUL and controls kept in value", in: "From: noc@acme\x00-corp \"T\b\x7f\" <x@y>\n", want: []got{from("noc@acme"), from("noc@acme\x00-corp \"T\b\x7f\" <x@y>")}},
+
+	// mutt reads a line up to its NUL and glues the next line on there (see joiner).
+	{name: "NUL glues the next line on", in: "From: Mallory <x@evil.example>\x00\nX-Note: ceo@ours.example\n\n",
+		want: []got{from("Mallory <x@evil.example>\x00"), from("Mallory <x@evil.example>X-Note: ceo@ours.example")}},
+	{name: "NUL drops the rest of its line", in: "From: x@evil\x00 <ceo@ours>\nTo: ceo@ours\n\n",
+		want: []got{from("x@evil\x00 <ceo@ours>"), from("x@evilTo: ceo@ours")}},
+	{name: "NUL in a name glues its rest on", in: "Fr\x00\nom: ceo@ours\n\n", want: []got{from("ceo@ours")}},
+	{name: "NUL at a line start drops the line", in: "\x00junk\nFrom: ceo@ours\n\n", want: []got{from("ceo@ours"), from("ceo@ours")}},
+	{name: "NUL in another field joins no sender field", in: "Subject: a\x00\nFrom: ceo@ours\n\n", want: []got{from("ceo@ours")}},
+	{name: "NUL glues in a chain and folds", in: "From: x@evil\x00a\n\x00b\n <ceo\x00\n@ours>\n\t(c)  \nTo: t\n\n",
+		want: []got{from("x@evil\x00a"), from("x@evil <ceo@ours> (c)")}},
+	{name: "NUL glues the empty line on", in: "X-A: a\x00\n\nFrom: ceo@ours\n\nFrom: not@header\n",
+		want: []got{from("ceo@ours")}, head: 25},
+	{name: "NUL glues the empty CRLF line on", in: "X-A: a\x00\r\n\r\nFrom: ceo@ours\r\n\r\nFrom: not@header\r\n",
+		want: []got{from("ceo@ours")}, head: 29},
+	{name: "NUL glues a blank line on", in: "X-A: a\x00\n \nFrom: ceo@ours\n\nFrom: not@header\n",
+		want: []got{from("ceo@ours")}},
+	{name: "NUL before EOF", in: "From: a@evil\x00x", want: []got{from("a@evil\x00x")}},
+	{name: "NUL line last", in: "From: a@evil\x00x\n", want: []got{from("a@evil"), from("a@evil\x00x")}},
 	{name: "8-bit bytes in value", in: "From: Acm\xc3\xa9 <b@acm\xc3\xa9-corp.example>\xff\n", want: []got{from("Acm\xc3\xa9 <b@acm\xc3\xa9-corp.example>\xff")}},
 	{name: "8-bit and NUL in earlier fields", in: "Subject: n\xfa \xc3\x28\nX-Mailer: E \x00\x01\x1b 2.0\nFrom: t@ours\n\n", want: []got{from("t@ours")}},
 
@@ -171,6 +191,9 @@ func TestScan(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			in := []byte(tc.in)
 			head := headerEnd(in)
+			if tc.head != 0 {
+				head = tc.head
+			}
 			for _, sp := range splits() {
 				res := run(in, Options{AllSenderFields: tc.all}, sp.wrap)
 				if res.err != nil {
