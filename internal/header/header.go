@@ -21,8 +21,11 @@
 //     LF alone a bare CR is an ordinary byte; for one that also ends them at a bare CR, a
 //     new field begins after it ("Received: x\rFrom: a@b\n" holds a From field "a@b"),
 //     a value ends there, and an empty line (CR CR) ends its header.
+//   - A line with a NUL is also read as mutt reads it (fgets, then strlen): cut at the
+//     NUL, with the next line glued on there, so "From: x@evil" NUL LF "X: ceo@ours" is
+//     a From of "x@evilX: ceo@ours" too (see joiner).
 //   - The header section ends only at the first truly empty line: LF LF, LF CRLF, CRLF
-//     CRLF, or an empty first line.
+//     CRLF, or an empty first line; for mutt, not at an empty line glued on at a NUL.
 //   - A line that is not a field (an mbox "From " line, ">From ", garbage) does not end
 //     the scan, and is not itself a field: "From x@y date" has no colon after the name.
 //   - An indented line with no field to continue (the first line, or one after a line
