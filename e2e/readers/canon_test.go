@@ -96,6 +96,9 @@ var whatwg = idna.New(idna.MapForLookup(), idna.Transitional(false), idna.CheckH
 // fails a check: a person still reads it), lower case, without trailing dots.
 func canonDomain(d string) string {
 	d = displayForm(d)
+	if strings.ContainsRune(d, utf8.RuneError) {
+		return strings.ToLower(d) // bytes the reader could not decode: kept as drawn
+	}
 	if m, _ := whatwg.ToASCII(d); m != "" {
 		d = m
 	}
@@ -168,6 +171,9 @@ func mailboxAddress(a string) (addr string, ok bool) {
 		return "", false
 	}
 	at := strings.LastIndexByte(a, '@')
+	if q := strings.LastIndexByte(a, '"'); a[0] == '"' && q > at {
+		at = -1 // a quoted string and no domain
+	}
 	if at < 0 {
 		if strings.ContainsAny(a, " \"<>()") {
 			return "", false

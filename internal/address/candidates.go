@@ -6,6 +6,8 @@ import (
 	"errors"
 	"unicode"
 	"unicode/utf8"
+
+	"golang.org/x/text/unicode/bidi"
 )
 
 // MaxCandidates is the bound the policy is meant to pass to [CandidatesMax]: far more
@@ -41,8 +43,19 @@ func Candidates(dst []Address, value []byte) []Address {
 // candidates (max > 0), it stops scanning and returns the first max of them with
 // [ErrTooMany]. With max <= 0 there is no bound and the error is always nil.
 func CandidatesMax(dst []Address, value []byte, max int) ([]Address, error) {
+	return CandidatesCharset(dst, value, "", max)
+}
+
+// CandidatesCharset is [CandidatesMax] with a charset hint: charset is the charset the
+// message declares for itself, the charset parameter of its top-level Content-Type field
+// as written ("Shift_JIS", "gb2312"; "" when there is none). Readers such as Thunderbird
+// decode raw 8-bit header bytes that are not UTF-8 in that charset, where a full-width ＠
+// is two bytes that are no '@'; so when value holds such bytes, it is also read decoded in
+// charset. Any charset name [Candidates] knows for encoded words works here; an unknown
+// one, UTF-8 or "" adds no reading.
+func CandidatesCharset(dst []Address, value []byte, charset string, max int) ([]Address, error) {
 	c := collector{out: dst, base: len(dst), max: max}
-	c.value(value)
+	c.value(value, charset)
 	if c.tooMany {
 		return c.out, ErrTooMany
 	}
@@ -64,11 +77,13 @@ type collector struct {
 // with each, without a map (the common From has one or two).
 const linearDedupe = 16
 
-// value scans every reading of v: as it is, with invisible bytes dropped, cut at the first
-// NUL, and each of those again after RFC 2047 decoding.
-func (c *collector) value(v []byte) {
+// value scans every reading of v: as it is, in the declared charset (raw 8-bit bytes), in
+// visual order (bidirectional text), with invisible bytes and characters dropped, cut at
+// the first NUL, and each of those again after RFC 2047 decoding, in every way readers
+// decode its words.
+func (c *collector) value(v []byte, charset string) {
 	var buf [4][]byte
-	texts := buf[:0] // at most 4 raw readings, and 4 decoded ones for each
+	texts := buf[:0]
 	addText := func(t []byte) {
 		for _, u := range texts {
 			if bytes.Equal(t, u) {
@@ -91,10 +106,37 @@ func (c *collector) value(v []byte) {
 		}
 	}
 	readings(v)
+	if charset != "" && !isASCIIBytes(v) && !utf8.Valid(v) {
+		if d := lookupCharset([]byte(charset)); d != nil {
+			if out, err := d.NewDecoder().Bytes(v); err == nil {
+				readings(out)
+			}
+		}
+	}
 	raw := len(texts)
 	for i := 0; i < raw; i++ {
-		if hasEncodedWord(texts[i]) {
-			readings(decodeEncodedWords(nil, texts[i]))
+		if !hasEncodedWord(texts[i]) {
+			continue
+		}
+		t := texts[i]
+		out, res := decodeEncodedWords(nil, t, decodeOptions{})
+		readings(out)
+		for alt := 1; alt < res.readings; alt++ {
+			out, _ := decodeEncodedWords(nil, t, decodeOptions{alt: alt})
+			readings(out)
+		}
+		if res.joinedFWS {
+			out, _ := decodeEncodedWords(nil, t, decodeOptions{keepFWS: true})
+			readings(out)
+		}
+	}
+	for i, n := 0, len(texts); i < n; i++ {
+		if hasBidi(texts[i]) {
+			for _, d := range []bidi.Direction{bidi.LeftToRight, bidi.RightToLeft} {
+				if vis, ok := visualOrder(texts[i], d); ok {
+					readings(vis)
+				}
+			}
 		}
 	}
 	for _, t := range texts {
@@ -104,6 +146,56 @@ func (c *collector) value(v []byte) {
 			return
 		}
 	}
+}
+
+func isASCIIBytes(b []byte) bool {
+	for _, c := range b {
+		if c >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
+}
+
+// hasBidi reports whether t holds a character that the Unicode bidirectional algorithm
+// moves: right-to-left letters or explicit direction controls.
+func hasBidi(t []byte) bool {
+	for i := 0; i < len(t); {
+		if t[i] < utf8.RuneSelf {
+			i++
+			continue
+		}
+		p, size := bidi.Lookup(t[i:])
+		switch p.Class() {
+		case bidi.R, bidi.AL, bidi.RLE, bidi.RLO, bidi.LRE, bidi.LRO, bidi.PDF, bidi.RLI, bidi.LRI, bidi.FSI, bidi.PDI:
+			return true
+		}
+		i += max(size, 1)
+	}
+	return false
+}
+
+// visualOrder returns t as a renderer draws it from left to right, for a paragraph of
+// direction d: what a reader shows of a reversed string between direction overrides.
+func visualOrder(t []byte, d bidi.Direction) ([]byte, bool) {
+	var p bidi.Paragraph
+	if _, err := p.SetBytes(t, bidi.DefaultDirection(d)); err != nil {
+		return nil, false
+	}
+	o, err := p.Order()
+	if err != nil {
+		return nil, false
+	}
+	out := make([]byte, 0, len(t))
+	for i := 0; i < o.NumRuns(); i++ {
+		r := o.Run(i)
+		if r.Direction() == bidi.RightToLeft {
+			out = bidi.AppendReverse(out, r.Bytes())
+		} else {
+			out = append(out, r.Bytes()...)
+		}
+	}
+	return out, !bytes.Equal(out, t)
 }
 
 // needsStrip reports whether appendStripped would drop anything from t.
@@ -128,8 +220,9 @@ func needsStrip(t []byte) bool {
 
 // appendStripped appends t to dst without what a reader may drop or not show: control
 // bytes other than tab (NUL, backspace, CR, LF, DEL...), C1 controls, bytes that are not
-// UTF-8, and invisible format characters (zero-width space and joiners, soft hyphen, BOM,
-// bidirectional controls: Unicode category Cf).
+// UTF-8, and the characters a renderer draws as nothing: Unicode's default-ignorable code
+// points (zero-width space and joiners, soft hyphen, BOM, bidirectional controls, Hangul
+// fillers, variation selectors, tags...).
 func appendStripped(dst, t []byte) []byte {
 	for i := 0; i < len(t); {
 		c := t[i]
@@ -152,7 +245,8 @@ func appendStripped(dst, t []byte) []byte {
 func dropByte(c byte) bool { return c < ' ' && c != '\t' || c == 0x7f }
 
 func dropRune(r rune, size int) bool {
-	return r == utf8.RuneError && size == 1 || r >= 0x80 && r < 0xa0 || unicode.Is(unicode.Cf, r)
+	return r == utf8.RuneError && size == 1 || r >= 0x80 && r < 0xa0 || unicode.Is(unicode.Cf, r) ||
+		unicode.Is(unicode.Other_Default_Ignorable_Code_Point, r) || unicode.Is(unicode.Variation_Selector, r)
 }
 
 // add records the candidate local@domain unless it is already there.
@@ -441,6 +535,12 @@ type extractor struct {
 	left       []byte
 	leftContig int
 
+	// joined is every word and dot since the last special, with no white space at all,
+	// and leftJoined its value at the pending '@': the local part as mutt draws it
+	// ("on behalf of ceo@x" is shown as onbehalfofceo@x) and as jsmime joins it across a
+	// stray '>' ("ceo >x@y<" shows ceox@y).
+	joined, leftJoined []byte
+
 	inAngle  bool // after '<'
 	clean    bool // inside the angle brackets only a route and one chain so far
 	specials bool // any token other than words and dots in the text
@@ -450,7 +550,7 @@ func (c *collector) scan(text []byte, m mode) {
 	l := lexer{text: text, mode: m}
 	e := &c.ext
 	e.c, e.text = c, text
-	e.chain, e.left = e.chain[:0], e.left[:0]
+	e.chain, e.left, e.joined, e.leftJoined = e.chain[:0], e.left[:0], e.joined[:0], e.leftJoined[:0]
 	e.resetChain()
 	e.chains, e.pending, e.inAngle, e.clean, e.specials = 0, false, false, false, false
 	for !c.tooMany {
@@ -472,15 +572,19 @@ func (c *collector) scan(text []byte, m mode) {
 			e.element(t.gap)
 			switch t.kind {
 			case tokQuoted:
+				n := len(e.chain)
 				e.chain = appendUnquoted(e.chain, text[t.cs:t.ce])
+				e.joined = appendNoBlanks(e.joined, e.chain[n:])
 			default:
 				e.chain = append(e.chain, text[t.start:t.end]...)
+				e.joined = append(e.joined, text[t.start:t.end]...)
 			}
 			e.words++
 			e.lastWord = true
 		case tokDot:
 			e.element(t.gap)
 			e.chain = append(e.chain, '.')
+			e.joined = append(e.joined, '.')
 			e.lastWord = false
 		case tokAt:
 			e.specials = true
@@ -489,22 +593,31 @@ func (c *collector) scan(text []byte, m mode) {
 		case tokLT:
 			e.specials = true
 			e.endChain()
+			e.joined = e.joined[:0]
 			e.inAngle, e.clean = true, true
 		case tokGT:
 			e.specials = true
-			if e.inAngle && e.clean && !e.pending && e.words > 0 {
-				c.add(e.chain, nil) // <ceo>: unqualified
+			// <ceo>: unqualified. Only in the structured reading: the transparent one
+			// sees angle brackets inside display names and comments, and those are
+			// never the mailbox ("Jane Doe <jdoe>" <jane@partner.example>).
+			if m == structured && e.inAngle && e.clean && !e.pending && e.words > 0 {
+				c.add(e.chain, nil)
 			}
 			e.endChain()
+			if e.inAngle {
+				e.joined = e.joined[:0]
+			}
 			e.inAngle = false
 		case tokColon:
 			e.specials = true
 			e.endChain()
+			e.joined = e.joined[:0]
 			e.clean = e.inAngle // the end of a route: the mailbox follows
 		default:
 			e.specials = true
 			e.clean = false
 			e.endChain()
+			e.joined = e.joined[:0]
 		}
 	}
 }
@@ -529,8 +642,11 @@ func (e *extractor) resetChain() {
 
 // endChain ends the current chain: it is the domain of a pending '@'.
 func (e *extractor) endChain() {
-	if e.pending && e.words > 0 {
-		e.emit()
+	if e.pending {
+		if e.words > 0 {
+			e.emit()
+		}
+		e.joined = e.joined[:0] // the domain is no part of the next local part
 	}
 	e.pending = false
 	e.resetChain()
@@ -545,24 +661,125 @@ func (e *extractor) endChainAt() {
 	e.pending = e.words > 0
 	e.left = append(e.left[:0], e.chain...)
 	e.leftContig = e.contig
+	e.leftJoined = append(e.leftJoined[:0], e.joined...)
+	e.joined = e.joined[:0]
 	e.resetChain()
 }
 
-// emit adds the candidates of the pending '@': the whole chains, and each without the part
-// beyond white space.
+// emit adds the candidates of the pending '@': the whole chains, each without the part
+// beyond white space, the local part with its words joined, and each of those with the
+// punctuation that is glued to it cut off.
 func (e *extractor) emit() {
 	local, domain := e.left, e.chain
-	e.c.add(local, domain)
+	e.addTrimmed(local, domain)
 	near := bytes.TrimLeft(local[e.leftContig:], ".")
-	if e.leftContig > 0 && len(near) > 0 {
-		e.c.add(near, domain)
+	hasNear := e.leftContig > 0 && len(near) > 0
+	if hasNear {
+		e.addTrimmed(near, domain)
+	}
+	joined := e.leftJoined
+	hasJoined := len(joined) > 0 && !bytes.Equal(joined, local)
+	if hasJoined {
+		e.addTrimmed(joined, domain)
 	}
 	if e.firstGap > 0 {
-		e.c.add(local, domain[:e.firstGap])
-		if e.leftContig > 0 && len(near) > 0 {
-			e.c.add(near, domain[:e.firstGap])
+		d := domain[:e.firstGap]
+		e.addTrimmed(local, d)
+		if hasNear {
+			e.addTrimmed(near, d)
+		}
+		if hasJoined {
+			e.addTrimmed(joined, d)
 		}
 	}
+}
+
+// addTrimmed adds local@domain and, when punctuation is glued to it, the address a person
+// reads in it: a domain ends where a domain can end (at the first character that is no
+// letter, digit, mark, '-', '_' or '.': "ceo@ours.example'" is ours.example), and a local
+// part starts at its first letter or digit after the last character that cannot be in one
+// ("'ceo", "“ceo" and "!ceo" are ceo as well).
+func (e *extractor) addTrimmed(local, domain []byte) {
+	e.c.add(local, domain)
+	d := domainPrefix(domain)
+	l := localSuffix(local)
+	if len(d) == 0 || len(l) == 0 || len(d) == len(domain) && len(l) == len(local) {
+		return
+	}
+	e.c.add(l, d)
+	if len(l) < len(local) && len(d) < len(domain) {
+		e.c.add(local, d)
+	}
+}
+
+// domainPrefix returns the longest prefix of d that a person reads as a domain.
+func domainPrefix(d []byte) []byte {
+	for i := 0; i < len(d); {
+		c := d[i]
+		if c < utf8.RuneSelf {
+			if !(isAlnum(c) || c == '-' || c == '_' || c == '.') {
+				return d[:i]
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRune(d[i:])
+		if !(unicode.IsLetter(r) || unicode.IsDigit(r) || unicode.IsMark(r)) {
+			return d[:i]
+		}
+		i += size
+	}
+	return d
+}
+
+// localSuffix returns the local part a person reads at the end of l: after the last
+// character that cannot be in an unquoted local part (typographic quotes, brackets...),
+// from the first letter or digit on.
+func localSuffix(l []byte) []byte {
+	start := 0
+	for i := 0; i < len(l); {
+		c := l[i]
+		if c < utf8.RuneSelf {
+			if !(isAlnum(c) || c == '.' || bytes.IndexByte([]byte("!#$%&'*+-/=?^_`{|}~"), c) >= 0) {
+				start = i + 1
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRune(l[i:])
+		if !(unicode.IsLetter(r) || unicode.IsDigit(r) || unicode.IsMark(r)) {
+			start = i + size
+		}
+		i += size
+	}
+	for start < len(l) {
+		c := l[start]
+		if c >= utf8.RuneSelf {
+			r, size := utf8.DecodeRune(l[start:])
+			if unicode.IsLetter(r) || unicode.IsDigit(r) {
+				break
+			}
+			start += size
+			continue
+		}
+		if isAlnum(c) {
+			break
+		}
+		start++
+	}
+	return l[start:]
+}
+
+func isAlnum(c byte) bool { return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' }
+
+// appendNoBlanks appends b without its blanks.
+func appendNoBlanks(dst, b []byte) []byte {
+	for _, c := range b {
+		if c != ' ' && c != '\t' {
+			dst = append(dst, c)
+		}
+	}
+	return dst
 }
 
 // appendUnquoted appends the value of quoted-string content q: quoted-pairs resolved.
