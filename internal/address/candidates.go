@@ -770,7 +770,9 @@ func localSuffix(l []byte) []byte {
 	return l[start:]
 }
 
-func isAlnum(c byte) bool { return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' }
+func isAlnum(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
+}
 
 // appendNoBlanks appends b without its blanks.
 func appendNoBlanks(dst, b []byte) []byte {

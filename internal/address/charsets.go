@@ -41,7 +41,9 @@ func (failEncoder) Transform(dst, src []byte, atEOF bool) (int, int, error) {
 // utf7 is UTF-7 (RFC 2152), decode only.
 type utf7 struct{}
 
-func (utf7) NewDecoder() *encoding.Decoder { return &encoding.Decoder{Transformer: wholeDecoder(decodeUTF7)} }
+func (utf7) NewDecoder() *encoding.Decoder {
+	return &encoding.Decoder{Transformer: wholeDecoder(decodeUTF7)}
+}
 func (utf7) NewEncoder() *encoding.Encoder { return &encoding.Encoder{Transformer: failEncoder{}} }
 
 func b64Value(c byte) int {
