@@ -141,8 +141,25 @@ func visibleAddresses(s string) []string {
 		if r != '@' {
 			continue
 		}
+		// A local part is read in one direction: it starts after a letter of the other
+		// one (a Hebrew name drawn beside a Latin address is no part of it).
+		var dir bidi.Class = bidi.ON
+		same := func(r rune) bool {
+			p, _ := bidi.LookupRune(r)
+			c := p.Class()
+			if c == bidi.AL {
+				c = bidi.R
+			}
+			if c != bidi.L && c != bidi.R {
+				return true
+			}
+			if dir == bidi.ON {
+				dir = c
+			}
+			return c == dir
+		}
 		l := i
-		for l > 0 && localRune(rs[l-1]) {
+		for l > 0 && localRune(rs[l-1]) && same(rs[l-1]) {
 			l--
 		}
 		e := i + 1
@@ -194,8 +211,8 @@ func mailboxAddress(a string) (addr string, ok bool) {
 		local = undot(local)
 	}
 	domain = undot(domain)
-	if local == "" || domain == "" {
-		return "", false
+	if local == "" || domain == "" || strings.IndexFunc(domain, func(r rune) bool { return !domainRune(r) }) >= 0 {
+		return "", false // a domain ends where a domain can end: see visibleAddresses
 	}
 	return canon(local + "@" + domain), true
 }

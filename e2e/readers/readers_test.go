@@ -66,10 +66,11 @@ func loadWorld(t testing.TB, rulesFile, host string) *world {
 }
 
 type msgCase struct {
-	name string
-	msg  []byte
-	kind kind
-	w    *world
+	name       string
+	msg        []byte
+	kind       kind
+	w          *world
+	mustRefuse bool // made to be forged: we refuse it, whatever the readers show
 }
 
 // check runs every case through every reader and reports, for each case, the addresses a
@@ -95,6 +96,10 @@ func check(t *testing.T, cases []msgCase) {
 				t.Logf("%s: note: %s", c.name, n)
 			}
 			for _, p := range problems {
+				if why, ok := readerWrong(c, p); ok {
+					t.Logf("%s: the reader is wrong (%s): %s", c.name, why, p)
+					continue
+				}
 				if why, ok := handedToLead(c, p); ok {
 					t.Logf("%s: header level, handed to the lead (%s): %s", c.name, why, p)
 					continue
@@ -182,6 +187,12 @@ func judgeCase(c msgCase, res map[string]reading) (problems, notes []string) {
 			problems = append(problems, fmt.Sprintf("%s: %q is not among our candidates %q", strings.Join(g.what, "; "), a, ours))
 		}
 	}
+	if c.mustRefuse && passes {
+		problems = append(problems, fmt.Sprintf("a forged variant passes (candidates %q)", ours))
+	}
+	if c.mustRefuse && len(shownBlocked) == 0 {
+		notes = append(notes, "no reader shows a blocked address for this forged variant")
+	}
 	switch {
 	case len(shownBlocked) > 0 && passes && c.kind != relay:
 		problems = append(problems, fmt.Sprintf("readers show blocked addresses %q, and we pass (candidates %q)", dedupe(shownBlocked), ours))
@@ -203,6 +214,16 @@ func handedToLead(c msgCase, problem string) (string, bool) {
 	}
 	if strings.Contains(problem, "mutt From") && bytes.IndexByte(head, 0) >= 0 {
 		return "mutt reads a header line only up to a NUL and takes the next line as the rest of the field", true
+	}
+	return "", false
+}
+
+// readerWrong lists what a reader shows that the harness does not hold against our
+// candidates, and why: garbage of a reader's own error recovery that names no address a
+// person would read as ours.
+func readerWrong(c msgCase, problem string) (string, bool) {
+	if strings.Contains(problem, "postal-mime From") && strings.Contains(c.name, "/iso-2022-kr-fw-at/comment") {
+		return "postal-mime ends the comment at the ')' of the ISO-2022 escape \"ESC $ ) C\" inside the encoded word, and glues the rest to the mailbox before it: x@evil.exampleCceo=0E#@=0Fours.example", true
 	}
 	return "", false
 }

@@ -402,31 +402,38 @@ var charsets = sync.OnceValue(func() *charsetTable {
 	alias(traditionalchinese.Big5, "big5", "big5-hkscs", "cn-big5", "x-x-big5", "csbig5", "cp950")
 	alias(unicode.UTF16(unicode.BigEndian, unicode.IgnoreBOM), "utf-16be", "unicodefffe", "ucs-2be")
 	alias(unicode.UTF16(unicode.LittleEndian, unicode.IgnoreBOM), "utf-16le", "ucs-2le")
-	alias(utf32.UTF32(utf32.BigEndian, utf32.IgnoreBOM), "utf-32be", "ucs-4be")
-	alias(utf32.UTF32(utf32.LittleEndian, utf32.IgnoreBOM), "utf-32le", "ucs-4le")
-	alias(utf7{}, "utf-7", "unicode-1-1-utf-7", "csunicode11utf7")
+	multi := map[string][]encoding.Encoding{}
+	// Charsets that the web's decoders (WHATWG: Thunderbird, postal-mime; iconv-lite:
+	// mailparser) do not know: those readers show the bytes as they are, so both readings.
+	rare := func(e encoding.Encoding, names ...string) {
+		for _, n := range names {
+			multi[charsetKey([]byte(n))] = []encoding.Encoding{e, nil}
+		}
+	}
+	rare(utf7{}, "utf-7", "unicode-1-1-utf-7", "csunicode11utf7")
 	// ISO-2022-JP's extensions start with the same designations; what x/text cannot
 	// decode is kept as bytes. ISO-2022-KR and -CN shift into a double-byte set.
-	alias(japanese.ISO2022JP, "iso-2022-jp-1", "iso-2022-jp-2", "iso-2022-jp-3", "iso-2022-jp-2004", "iso-2022-jp-ext", "csiso2022jp2")
-	alias(iso2022Shift{korean.EUCKR}, "iso-2022-kr", "csiso2022kr")
-	alias(iso2022Shift{simplifiedchinese.GBK}, "iso-2022-cn", "iso-2022-cn-ext", "csiso2022cn")
+	rare(japanese.ISO2022JP, "iso-2022-jp-1", "iso-2022-jp-2", "iso-2022-jp-3", "iso-2022-jp-2004", "iso-2022-jp-ext", "csiso2022jp2")
+	rare(iso2022Shift{korean.EUCKR}, "iso-2022-kr", "csiso2022kr")
+	rare(iso2022Shift{simplifiedchinese.GBK}, "iso-2022-cn", "iso-2022-cn-ext", "csiso2022cn")
 	// EBCDIC: x/text has code pages 037, 1047 and 1140; the other Latin-1 EBCDIC pages
 	// (500, 273, 277...) share their letters, digits, '.', '-' and mostly '@' with 037.
-	alias(charmap.CodePage037, "cp037", "ibm037", "ibm-037", "ebcdic-cp-us", "ebcdic-cp-ca", "ebcdic-cp-wt", "ebcdic-cp-nl", "csibm037",
+	rare(charmap.CodePage037, "cp037", "ibm037", "ibm-037", "ebcdic-cp-us", "ebcdic-cp-ca", "ebcdic-cp-wt", "ebcdic-cp-nl", "csibm037",
 		"cp500", "ibm500", "ebcdic-cp-be", "ebcdic-cp-ch", "ebcdic-international-500", "ebcdic", "cp273", "ibm273", "cp1026")
-	alias(charmap.CodePage1047, "cp1047", "ibm1047", "ibm-1047")
-	alias(charmap.CodePage1140, "cp1140", "ibm01140", "ibm1140", "ccsid01140", "ebcdic-us-37+euro")
+	rare(charmap.CodePage1047, "cp1047", "ibm1047", "ibm-1047")
+	rare(charmap.CodePage1140, "cp1140", "ibm01140", "ibm1140", "ccsid01140", "ebcdic-us-37+euro")
 	le16 := unicode.UTF16(unicode.LittleEndian, unicode.UseBOM)
 	be16 := unicode.UTF16(unicode.BigEndian, unicode.UseBOM)
 	le32 := utf32.UTF32(utf32.LittleEndian, utf32.UseBOM)
 	be32 := utf32.UTF32(utf32.BigEndian, utf32.UseBOM)
-	multi := map[string][]encoding.Encoding{}
 	for _, n := range []string{"utf-16", "unicode", "ucs-2", "csunicode", "iso-10646-ucs-2"} {
 		multi[charsetKey([]byte(n))] = []encoding.Encoding{le16, be16}
 	}
 	for _, n := range []string{"utf-32", "ucs-4", "iso-10646-ucs-4"} {
-		multi[charsetKey([]byte(n))] = []encoding.Encoding{le32, be32}
+		multi[charsetKey([]byte(n))] = []encoding.Encoding{le32, be32, nil}
 	}
+	rare(utf32.UTF32(utf32.BigEndian, utf32.IgnoreBOM), "utf-32be", "ucs-4be")
+	rare(utf32.UTF32(utf32.LittleEndian, utf32.IgnoreBOM), "utf-32le", "ucs-4le")
 	return &charsetTable{single: m, multi: multi,
 		unknown: []encoding.Encoding{nil, utf7{}, le16, be16, le32, be32, charmap.CodePage037}}
 })
