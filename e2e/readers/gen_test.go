@@ -128,11 +128,11 @@ func variants() []variant {
 	}
 	reversed := "elpmaxe.sruo@oec"
 	for name, v := range map[string]string{
-		"rlo-display":    "\"\u202e" + reversed + "\u202c\" <x@evil.example>",
-		"rlo-comment":    "x@evil.example (\u202e" + reversed + "\u202c)",
-		"rle-phrase":     "\u202b" + "ceo@ours.example" + "\u202c <x@evil.example>",
-		"rlo-addr":       "<\u202e" + reversed + "\u202c>",
-		"rlo-in-domain":  "CEO <ceo@\u202eelpmaxe.sruo\u202c>",
+		"rlo-display":   "\"\u202e" + reversed + "\u202c\" <x@evil.example>",
+		"rlo-comment":   "x@evil.example (\u202e" + reversed + "\u202c)",
+		"rle-phrase":    "\u202b" + "ceo@ours.example" + "\u202c <x@evil.example>",
+		"rlo-addr":      "<\u202e" + reversed + "\u202c>",
+		"rlo-in-domain": "CEO <ceo@\u202eelpmaxe.sruo\u202c>",
 	} {
 		add("bidi", name, v, true)
 	}
