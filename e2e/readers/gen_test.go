@@ -19,6 +19,7 @@ type variant struct {
 	value       string
 	charset     string // the top-level Content-Type charset; "utf-8" unless set
 	forged      bool   // we must refuse it (the readers decide whether it shows ours)
+	header      bool   // a header-level reading: no expectation but the readers'
 }
 
 func q(b []byte) string { // RFC 2047 Q text of any bytes
@@ -136,6 +137,16 @@ func variants() []variant {
 	} {
 		add("bidi", name, v, true)
 	}
+	// 3. Raw 8-bit header bytes in the charset the message declares: a full-width ＠ is
+	// two bytes that are no '@'.
+	for cs, at := range map[string]string{"Shift_JIS": "\x81\x97", "gb2312": "\xa3\xc0", "Big5": "\xa2\x49", "EUC-JP": "\xa1\xf7", "euc-kr": "\xa3\xc0"} {
+		vs = append(vs, variant{class: "8bit", name: cs + "/display", value: `"ceo` + at + `ours.example" <x@evil.example>`, charset: cs, forged: true})
+		vs = append(vs, variant{class: "8bit", name: cs + "/comment", value: `x@evil.example (ceo` + at + `ours.example)`, charset: cs, forged: true})
+	}
+	vs = append(vs, variant{class: "legit", name: "8bit-shift-jis-name", value: "\"\x83\x41\x83\x93\x83\x69\" <anna@partner.example>", charset: "Shift_JIS"})
+	// Header level (handed to the lead): mutt reads a line only up to a NUL and takes the
+	// next line as the rest of the field.
+	vs = append(vs, variant{class: "header", name: "nul-joins-next-line", value: "Mallory <x@evil.example>\x00\nX-Note: ceo@ours.example", header: true})
 	// Sender and Resent-From are shown too.
 	for _, f := range []string{"Sender", "Resent-From"} {
 		vs = append(vs, variant{class: "field", name: f + "/utf-7", field: f, value: `"=?utf-7?q?ceo+AEA-ours.example?=" <x@evil.example>`, forged: true})
@@ -201,7 +212,7 @@ func generatedCases(t *testing.T) []msgCase {
 	var cases []msgCase
 	for _, v := range variants() {
 		k := fuzzed
-		if !v.forged {
+		if !v.forged && !v.header {
 			k = legit
 		}
 		for _, crlf := range []bool{false, true} {
@@ -216,3 +227,39 @@ func generatedCases(t *testing.T) []msgCase {
 }
 
 func TestGeneratedVariants(t *testing.T) { check(t, generatedCases(t)) }
+
+// TestBareCROnly shows how each reader reads a message whose only line ends are bare CRs
+// (old Mac style), issue 12's false positive: jsmime and Python split lines at a bare CR
+// and show only the partner in From; mutt, postal-mime and mailparser do not: for them the
+// whole header is one From field, and mutt shows our To: address in it (the other two show
+// display names only). The verdict is the header readings' (the lead's);
+// this test records what the readers do, and fails when that changes.
+func TestBareCROnly(t *testing.T) {
+	p := readers(t)
+	msg := []byte("From: Anna <anna@partner.example>\rTo: Sales <sales@ours.example>\rSubject: delivery\r\rThe delivery is on its way.\r")
+	res, err := p.readAll([][]byte{msg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, r := range res[0] {
+		var got []string
+		for _, s := range r.Shown {
+			if s.Field == "From" {
+				got = append(got, shownAddresses(s)...)
+			}
+		}
+		got = dedupe(got)
+		want := []string{"anna@partner.example"}
+		switch name {
+		case "mutt":
+			want = []string{"anna@partner.example", "sales@ours.example"}
+		case "postal-mime", "mailparser": // one field too; its address parser keeps only names
+			want = nil
+		}
+		if strings.Join(got, " ") != strings.Join(want, " ") {
+			t.Errorf("%s shows From %q, want %q (%+v)", name, got, want, r)
+		}
+	}
+	ours, _ := ourCandidates(msg)
+	t.Logf("our candidates: %q", ours)
+}

@@ -3,6 +3,7 @@ package readers
 import (
 	"bytes"
 	"io"
+	"regexp"
 	"strings"
 
 	"block-forged-sender/internal/address"
@@ -18,12 +19,19 @@ import (
 // collected (a field over the cap, too many candidates) returns ok false: the filter fails
 // temporarily then, which never passes the message.
 func ourCandidates(msg []byte) (cands []string, ok bool) {
+	return candidatesWithCharset(msg, "")
+}
+
+// candidatesWithCharset is ourCandidates with the charset hint of
+// address.CandidatesCharset: what the filter reads once the header readings pass it the
+// message's declared charset (handed to the lead; until then only the harness calls it).
+func candidatesWithCharset(msg []byte, charset string) (cands []string, ok bool) {
 	ok = true
 	var addrs []address.Address
 	seen := map[string]bool{}
 	_, err := header.Scan(bytes.NewReader(msg), io.Discard, header.Options{AllSenderFields: true}, func(f header.Field) error {
 		var aerr error
-		addrs, aerr = address.CandidatesMax(addrs[:0], f.Value, address.MaxCandidates)
+		addrs, aerr = address.CandidatesCharset(addrs[:0], f.Value, charset, address.MaxCandidates)
 		if aerr != nil {
 			ok = false
 		}
@@ -39,6 +47,22 @@ func ourCandidates(msg []byte) (cands []string, ok bool) {
 		ok = false
 	}
 	return cands, ok
+}
+
+var contentTypeCharset = regexp.MustCompile(`(?im)^content-type[ \t]*:[^\n]*?;[ \t]*charset[ \t]*=[ \t]*"?([^"; \t\r\n]+)`)
+
+// declaredCharset is the charset parameter of the message's top-level Content-Type field,
+// or "" (the harness's own reading: unfolded lines, first match).
+func declaredCharset(msg []byte) string {
+	head := msg
+	if i := bytes.Index(head, []byte("\n\n")); i >= 0 {
+		head = head[:i]
+	}
+	head = bytes.ReplaceAll(bytes.ReplaceAll(head, []byte("\r\n"), []byte("\n")), []byte("\n "), []byte(" "))
+	if m := contentTypeCharset.FindSubmatch(head); m != nil {
+		return string(m[1])
+	}
+	return ""
 }
 
 // ourRefusal returns the first of cands that the rules set blocks (an unqualified one

@@ -133,6 +133,17 @@ func judgeCase(c msgCase, res map[string]reading) (problems, notes []string) {
 	if err != nil {
 		return []string{err.Error()}, nil
 	}
+	hinted := map[string]bool{} // our candidates once the charset hint is passed
+	verdict := ""                // prefix of a verdict problem the hint solves
+	if cs := declaredCharset(c.msg); cs != "" {
+		h, hcomplete := candidatesWithCharset(c.msg, cs)
+		for _, o := range h {
+			hinted[canon(o)] = true
+		}
+		if hr, err := ourRefusal(c.w.set, h, c.w.host); err == nil && refused == "" && complete && hr != "" && hcomplete {
+			verdict = charsetHint
+		}
+	}
 	passes := refused == "" && complete
 	type sighting struct {
 		families map[string]bool
@@ -183,19 +194,21 @@ func judgeCase(c msgCase, res map[string]reading) (problems, notes []string) {
 			notes = append(notes, fmt.Sprintf("%q: an encoded word shown undecoded as an unqualified address (%s)", a, g.what[0]))
 		case at < 0 && len(g.families) < 2:
 			notes = append(notes, fmt.Sprintf("%q: an unqualified address that only one reader shows, from its error recovery (%s)", a, g.what[0]))
+		case hinted[a]:
+			problems = append(problems, fmt.Sprintf("%s%s: %q is among our candidates only with the charset hint %q", charsetHint, strings.Join(g.what, "; "), a, declaredCharset(c.msg)))
 		default:
 			problems = append(problems, fmt.Sprintf("%s: %q is not among our candidates %q", strings.Join(g.what, "; "), a, ours))
 		}
 	}
 	if c.mustRefuse && passes {
-		problems = append(problems, fmt.Sprintf("a forged variant passes (candidates %q)", ours))
+		problems = append(problems, fmt.Sprintf("%sa forged variant passes (candidates %q)", verdict, ours))
 	}
 	if c.mustRefuse && len(shownBlocked) == 0 {
 		notes = append(notes, "no reader shows a blocked address for this forged variant")
 	}
 	switch {
 	case len(shownBlocked) > 0 && passes && c.kind != relay:
-		problems = append(problems, fmt.Sprintf("readers show blocked addresses %q, and we pass (candidates %q)", dedupe(shownBlocked), ours))
+		problems = append(problems, fmt.Sprintf("%sreaders show blocked addresses %q, and we pass (candidates %q)", verdict, dedupe(shownBlocked), ours))
 	case c.kind == legit && !passes && len(shownBlocked) == 0:
 		problems = append(problems, fmt.Sprintf("false positive: we refuse %q (complete %v), and no reader shows a blocked address", refused, complete))
 	case c.kind == legit && len(shownBlocked) > 0:
@@ -203,6 +216,9 @@ func judgeCase(c msgCase, res map[string]reading) (problems, notes []string) {
 	}
 	return problems, notes
 }
+
+// charsetHint starts a problem that the charset hint of address.CandidatesCharset solves.
+const charsetHint = "[charset hint] "
 
 // handedToLead reports whether a problem is a header-level reading (internal/header,
 // owned by the lead, being rewritten for issue 11) and why; such a problem is logged, not
@@ -212,7 +228,11 @@ func handedToLead(c msgCase, problem string) (string, bool) {
 	if i := bytes.Index(head, []byte("\n\n")); i >= 0 {
 		head = head[:i]
 	}
-	if strings.Contains(problem, "mutt From") && bytes.IndexByte(head, 0) >= 0 {
+	if strings.HasPrefix(problem, charsetHint) {
+		return "the header readings must pass the top-level Content-Type charset to address.CandidatesCharset", true
+	}
+	if bytes.IndexByte(head, 0) >= 0 && (strings.Contains(problem, "mutt From") ||
+		strings.Contains(problem, `["mutt: `) && !strings.Contains(problem, `", "`)) {
 		return "mutt reads a header line only up to a NUL and takes the next line as the rest of the field", true
 	}
 	return "", false
