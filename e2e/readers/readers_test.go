@@ -134,7 +134,7 @@ func judgeCase(c msgCase, res map[string]reading) (problems, notes []string) {
 		return []string{err.Error()}, nil
 	}
 	hinted := map[string]bool{} // our candidates once the charset hint is passed
-	verdict := ""                // prefix of a verdict problem the hint solves
+	verdict := ""               // prefix of a verdict problem the hint solves
 	if cs := declaredCharset(c.msg); cs != "" {
 		h, hcomplete := candidatesWithCharset(c.msg, cs)
 		for _, o := range h {
