@@ -121,7 +121,7 @@ func canon(addr string) string {
 // RFC 5322 atext specials and dots on the left; hyphens, underscores and dots on the
 // right. Quotes, brackets, typographic punctuation and blanks end an address.
 func localRune(r rune) bool {
-	return unicode.IsLetter(r) || unicode.IsDigit(r) || unicode.IsMark(r) || r == '.' ||
+	return unicode.IsLetter(r) || unicode.IsNumber(r) || unicode.IsMark(r) || r == '.' ||
 		r < utf8.RuneSelf && strings.ContainsRune("!#$%&'*+-/=?^_`{|}~", r)
 }
 

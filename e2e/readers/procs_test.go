@@ -311,9 +311,11 @@ func (p *pool) mutt(msgs [][]byte) ([]reading, error) {
 
 // muttFields returns the sender fields of the header mutt's pager drew.
 func muttFields(page string) reading {
-	head, _, _ := strings.Cut(page, "\n\n")
 	var lines []string
-	for _, l := range strings.Split(head, "\n") {
+	for _, l := range strings.Split(page, "\n") {
+		if l == "" {
+			break // the end of the header mutt drew; the body follows
+		}
 		if (strings.HasPrefix(l, " ") || strings.HasPrefix(l, "\t")) && len(lines) > 0 {
 			lines[len(lines)-1] += l
 			continue

@@ -148,6 +148,8 @@ func judgeCase(c msgCase, res map[string]reading) (problems, notes []string) {
 	type sighting struct {
 		families map[string]bool
 		what     []string
+		readers  []string
+		accident bool // shown in text that holds bytes the reader could not decode
 	}
 	seen := map[string]*sighting{}
 	var order []string
@@ -175,19 +177,26 @@ func judgeCase(c msgCase, res map[string]reading) (problems, notes []string) {
 				family, _, _ = strings.Cut(family, "-default")
 				g.families[family] = true
 				g.what = append(g.what, fmt.Sprintf("%s %s %q", n, s.Field, s))
-				if c.w.judge.blocked(a) {
-					shownBlocked = append(shownBlocked, n+": "+a)
-				}
+				g.readers = append(g.readers, n)
+				g.accident = g.accident || decodingAccident(s)
 			}
 		}
 	}
 	for _, a := range order {
 		g := seen[a]
 		at := strings.LastIndexByte(a, '@')
+		artifact := at < 0 && (strings.Contains(a, "=?") || len(g.families) < 2)
+		if !artifact && c.w.judge.blocked(a) {
+			for _, n := range g.readers {
+				shownBlocked = append(shownBlocked, n+": "+a)
+			}
+		}
 		switch {
 		case have[a]:
 		case strings.ContainsRune(a, utf8.RuneError):
 			notes = append(notes, fmt.Sprintf("%q: bytes the reader could not decode (%s)", a, g.what[0]))
+		case g.accident && at >= 0 && domains[a[at+1:]]:
+			notes = append(notes, fmt.Sprintf("%q: a local part read from bytes the reader could not decode, judged by its domain (%s)", a, g.what[0]))
 		case junkLocal(a) && domains[a[at+1:]]:
 			// A local part made of display text or a route: judged by its domain.
 		case at < 0 && strings.Contains(a, "=?"):
@@ -246,6 +255,18 @@ func readerWrong(c msgCase, problem string) (string, bool) {
 		return "postal-mime ends the comment at the ')' of the ISO-2022 escape \"ESC $ ) C\" inside the encoded word, and glues the rest to the mailbox before it: x@evil.exampleCceo=0E#@=0Fours.example", true
 	}
 	return "", false
+}
+
+// decodingAccident reports whether what a reader shows holds the traces of bytes it could
+// not decode: U+FFFD, its UTF-8 bytes read as Latin-1 ("ï¿½"), or Python's "\ufffd"
+// written out. A local part next to them is a decoding accident that no rule names.
+func decodingAccident(s shown) bool {
+	for _, t := range []string{s.Name, s.Address, s.Text} {
+		if strings.ContainsRune(t, utf8.RuneError) || strings.Contains(t, "\u00ef\u00bf\u00bd") || strings.Contains(t, `\ufffd`) {
+			return true
+		}
+	}
+	return false
 }
 
 // shownAddresses is every address a person reads in what a reader shows: the mailbox
@@ -307,7 +328,9 @@ func rowKind(row []string) kind {
 	return forged
 }
 
-func readTSV(t *testing.T, path string) [][]string {
+func readTSV(t *testing.T, path string) [][]string { return readTSVFile(t, path) }
+
+func readTSVFile(t testing.TB, path string) [][]string {
 	f, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)

@@ -129,6 +129,10 @@ func (c *collector) value(v []byte, charset string) {
 			out, _ := decodeEncodedWords(nil, t, decodeOptions{keepFWS: true})
 			readings(out)
 		}
+		if res.eightBit {
+			out, _ := decodeEncodedWords(nil, t, decodeOptions{lowBytes: true})
+			readings(out)
+		}
 	}
 	for i, n := 0, len(texts); i < n; i++ {
 		if hasBidi(texts[i]) {

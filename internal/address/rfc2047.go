@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"sync"
+	"unicode/utf8"
 
 	"golang.org/x/text/encoding"
 	"golang.org/x/text/encoding/charmap"
@@ -111,11 +112,16 @@ type decodeOptions struct {
 	// alt picks the alt-th decoding of a charset that readers decode in more than one
 	// way (see [charsetReadings]); 0 is the first.
 	alt int
+	// lowBytes reads 8-bit bytes inside Q text as jsmime does: the header is decoded as
+	// UTF-8 first (a bad byte is U+FFFD), and each character of the encoded text then
+	// stands for the low byte of its code point (U+0172, bytes C5 B2, is 'r').
+	lowBytes bool
 }
 
 // decodeResult says which other readings [decodeEncodedWords] would give.
 type decodeResult struct {
 	joinedFWS bool // white space between adjacent words was dropped
+	eightBit  bool // a Q text holds 8-bit bytes
 	readings  int  // the most decodings any charset of the value has
 }
 
@@ -165,9 +171,17 @@ func decodeEncodedWords(dst, src []byte, opt decodeOptions) ([]byte, decodeResul
 		if runCharset == nil {
 			runCharset = w.charset
 		}
-		if w.b {
+		switch {
+		case w.b:
 			raw = appendBase64(raw, w.text)
-		} else {
+		case !isASCIIBytes(w.text):
+			res.eightBit = true
+			if opt.lowBytes {
+				raw = appendQ(raw, appendLowBytes(nil, w.text))
+				break
+			}
+			fallthrough
+		default:
 			raw = appendQ(raw, w.text)
 		}
 		prevEnd, last = w.end, w.end
@@ -184,6 +198,17 @@ func onlyFWS(b []byte) bool {
 		}
 	}
 	return true
+}
+
+// appendLowBytes appends, for each character of b read as UTF-8 (a bad byte is U+FFFD),
+// the low byte of its code point.
+func appendLowBytes(dst, b []byte) []byte {
+	for i := 0; i < len(b); {
+		r, size := utf8.DecodeRune(b[i:])
+		dst = append(dst, byte(r))
+		i += size
+	}
+	return dst
 }
 
 // appendQ decodes Q text (RFC 2047 section 4.2): '_' is a space, =XX a byte; a '=' not
