@@ -166,7 +166,7 @@ func visibleAddresses(s string) []string {
 		for e < len(rs) && domainRune(rs[e]) {
 			e++
 		}
-		local, domain := string(rs[l:i]), strings.Trim(string(rs[i+1:e]), ".")
+		local, domain := string(rs[l:i]), strings.TrimRight(string(rs[i+1:e]), ".")
 		if local == "" || domain == "" {
 			continue
 		}

@@ -28,13 +28,15 @@ func FuzzReaders(f *testing.F) {
 			f.Add(v.message(false))
 		}
 	}
+	// Start the readers here, in each fuzzing process, not inside the first input: the
+	// fuzzing engine gives one input 10 seconds.
+	p := readers(f)
+	fuzzWorldOnce.Do(func() {
+		// The world outlives each input's test: its rules set is closed at the
+		// process's end, not by t.Cleanup.
+		fuzzWorld = loadWorld(&keepTB{TB: f}, filepath.Join(hostileDir(), "badsenders"), "ours.example")
+	})
 	f.Fuzz(func(t *testing.T, msg []byte) {
-		p := readers(t)
-		fuzzWorldOnce.Do(func() {
-			// The world outlives this input's test: its rules set is closed by the
-			// process's end, not by t.Cleanup.
-			fuzzWorld = loadWorld(&keepTB{TB: t}, filepath.Join(hostileDir(), "badsenders"), "ours.example")
-		})
 		res, err := p.readAll([][]byte{msg})
 		if err != nil {
 			t.Fatal(err)

@@ -566,6 +566,10 @@ func (c *collector) scan(text []byte, m mode) {
 			if m == structured && !e.specials && e.chains == 1 && e.words > 0 && !hasEncodedWord(e.chain) {
 				c.add(e.chain, nil)
 			}
+			// "<ceo" never closed: readers (jsmime, Python) still show the mailbox ceo.
+			if m == structured && e.inAngle && e.clean && !e.pending && e.words > 0 {
+				c.add(e.chain, nil)
+			}
 			e.endChain()
 			return
 		case tokAtom, tokQuoted, tokLiteral:

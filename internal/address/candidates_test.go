@@ -130,6 +130,9 @@ var candidateTests = []struct {
 	// Unqualified mailboxes and non-candidates.
 	{"unqualified in angles", `CEO <ceo>`, []Address{A("ceo", "")}},
 	{"unqualified after route", `<@relay.example:ceo>`, []Address{A("ceo", "")}},
+	{"unqualified in unclosed angle", `CEO <ceo`, []Address{A("ceo", "")}},
+	{"unqualified in display name", `"Jane Doe <jdoe>" <jane@partner.example>`, []Address{A("jane", "partner.example")}},
+	{"unqualified in comment", `(Jane <jdoe>) jane@partner.example`, []Address{A("jane", "partner.example")}},
 	{"unqualified whole value", `ceo`, []Address{A("ceo", "")}},
 	{"unqualified whole value with comment", ` ceo (the boss) `, []Address{A("ceo", "")}},
 	{"unqualified quoted whole value", `"Priya Raman"`, []Address{A("Priya Raman", "")}},
