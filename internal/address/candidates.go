@@ -135,6 +135,11 @@ func (c *collector) value(v []byte, charset string) {
 		}
 	}
 	for i, n := 0, len(texts); i < n; i++ {
+		if t, ok := dropStrayGT(texts[i]); ok {
+			readings(t)
+		}
+	}
+	for i, n := 0, len(texts); i < n; i++ {
 		if hasBidi(texts[i]) {
 			for _, d := range []bidi.Direction{bidi.LeftToRight, bidi.RightToLeft} {
 				if vis, ok := visualOrder(texts[i], d); ok {
@@ -159,6 +164,43 @@ func isASCIIBytes(b []byte) bool {
 		}
 	}
 	return true
+}
+
+// dropStrayGT returns t without the '>' bytes that close no '<', and whether there were
+// any: jsmime drops such a '>' and joins what is on either side of it ("ceo@>ours.example"
+// shows ceo@ours.example).
+func dropStrayGT(t []byte) ([]byte, bool) {
+	open, stray := 0, false
+	for _, c := range t {
+		switch c {
+		case '<':
+			open++
+		case '>':
+			if open == 0 {
+				stray = true
+			} else {
+				open--
+			}
+		}
+	}
+	if !stray {
+		return nil, false
+	}
+	out := make([]byte, 0, len(t))
+	open = 0
+	for _, c := range t {
+		switch c {
+		case '<':
+			open++
+		case '>':
+			if open == 0 {
+				continue
+			}
+			open--
+		}
+		out = append(out, c)
+	}
+	return out, true
 }
 
 // hasBidi reports whether t holds a character that the Unicode bidirectional algorithm
