@@ -83,39 +83,43 @@ const linearDedupe = 16
 // decode its words.
 func (c *collector) value(v []byte, charset string) {
 	var buf [4][]byte
-	texts := buf[:0]
-	addText := func(t []byte) {
+	var fbuf [4]feature
+	texts, feats := buf[:0], fbuf[:0]
+	addText := func(t []byte, f feature) {
 		for _, u := range texts {
 			if bytes.Equal(t, u) {
 				return
 			}
 		}
-		texts = append(texts, t)
+		texts, feats = append(texts, t), append(feats, f)
 	}
 	readings := func(t []byte) {
-		addText(t)
-		if needsStrip(t) {
-			addText(appendStripped(nil, t))
+		f := features(t)
+		addText(t, f)
+		if f&fStrip != 0 {
+			s := appendStripped(nil, t)
+			addText(s, features(s))
 		}
-		if i := bytes.IndexByte(t, 0); i >= 0 {
-			cut := t[:i]
-			addText(cut)
-			if needsStrip(cut) {
-				addText(appendStripped(nil, cut))
+		if f&fNUL != 0 {
+			cut := t[:bytes.IndexByte(t, 0)]
+			fc := features(cut)
+			addText(cut, fc)
+			if fc&fStrip != 0 {
+				s := appendStripped(nil, cut)
+				addText(s, features(s))
 			}
 		}
 	}
 	readings(v)
-	if charset != "" && !isASCIIBytes(v) && !utf8.Valid(v) {
+	if charset != "" && feats[0]&fEightBit != 0 && !utf8.Valid(v) {
 		if d := lookupCharset([]byte(charset)); d != nil {
 			if out, err := d.NewDecoder().Bytes(v); err == nil {
 				readings(out)
 			}
 		}
 	}
-	raw := len(texts)
-	for i := 0; i < raw; i++ {
-		if !hasEncodedWord(texts[i]) {
+	for i, n := 0, len(texts); i < n; i++ {
+		if feats[i]&fEncoded == 0 {
 			continue
 		}
 		t := texts[i]
@@ -135,12 +139,12 @@ func (c *collector) value(v []byte, charset string) {
 		}
 	}
 	for i, n := 0, len(texts); i < n; i++ {
-		if t, ok := dropStrayGT(texts[i]); ok {
-			readings(t)
+		if feats[i]&fStrayGT != 0 {
+			readings(dropStrayGT(texts[i]))
 		}
 	}
 	for i, n := 0, len(texts); i < n; i++ {
-		if hasBidi(texts[i]) {
+		if feats[i]&fBidi != 0 {
 			for _, d := range []bidi.Direction{bidi.LeftToRight, bidi.RightToLeft} {
 				if vis, ok := visualOrder(texts[i], d); ok {
 					readings(vis)
@@ -157,6 +161,70 @@ func (c *collector) value(v []byte, charset string) {
 	}
 }
 
+// feature is what one pass over a text finds that calls for more readings of it.
+type feature uint8
+
+const (
+	fStrip    feature = 1 << iota // appendStripped would drop something
+	fNUL                          // a NUL byte: readers that stop there
+	fEncoded                      // "=?": maybe an encoded word
+	fStrayGT                      // a '>' that closes no '<'
+	fBidi                         // right-to-left letters or bidi controls
+	fEightBit                     // bytes of 8 bits
+)
+
+// asciiFeature marks the ASCII bytes [features] looks at; the others are skipped by one
+// table look-up.
+var asciiFeature = func() (t [utf8.RuneSelf]bool) {
+	for c := 0; c < utf8.RuneSelf; c++ {
+		t[c] = dropByte(byte(c)) || c == '=' || c == '<' || c == '>'
+	}
+	return t
+}()
+
+// features scans t once.
+func features(t []byte) feature {
+	var f feature
+	open := 0
+	for i := 0; i < len(t); {
+		c := t[i]
+		if c < utf8.RuneSelf {
+			if !asciiFeature[c] {
+				i++
+				continue
+			}
+			switch {
+			case c == 0:
+				f |= fNUL | fStrip
+			case dropByte(c):
+				f |= fStrip
+			case c == '=' && i+1 < len(t) && t[i+1] == '?':
+				f |= fEncoded
+			case c == '<':
+				open++
+			case c == '>':
+				if open == 0 {
+					f |= fStrayGT
+				} else {
+					open--
+				}
+			}
+			i++
+			continue
+		}
+		f |= fEightBit
+		r, size := utf8.DecodeRune(t[i:])
+		if dropRune(r, size) {
+			f |= fStrip
+		}
+		if f&fBidi == 0 && isBidi(t[i:]) {
+			f |= fBidi
+		}
+		i += size
+	}
+	return f
+}
+
 func isASCIIBytes(b []byte) bool {
 	for _, c := range b {
 		if c >= utf8.RuneSelf {
@@ -166,28 +234,11 @@ func isASCIIBytes(b []byte) bool {
 	return true
 }
 
-// dropStrayGT returns t without the '>' bytes that close no '<', and whether there were
-// any: jsmime drops such a '>' and joins what is on either side of it ("ceo@>ours.example"
-// shows ceo@ours.example).
-func dropStrayGT(t []byte) ([]byte, bool) {
-	open, stray := 0, false
-	for _, c := range t {
-		switch c {
-		case '<':
-			open++
-		case '>':
-			if open == 0 {
-				stray = true
-			} else {
-				open--
-			}
-		}
-	}
-	if !stray {
-		return nil, false
-	}
+// dropStrayGT returns t without the '>' bytes that close no '<': jsmime drops such a '>'
+// and joins what is on either side of it ("ceo@>ours.example" shows ceo@ours.example).
+func dropStrayGT(t []byte) []byte {
 	out := make([]byte, 0, len(t))
-	open = 0
+	open := 0
 	for _, c := range t {
 		switch c {
 		case '<':
@@ -200,23 +251,16 @@ func dropStrayGT(t []byte) ([]byte, bool) {
 		}
 		out = append(out, c)
 	}
-	return out, true
+	return out
 }
 
-// hasBidi reports whether t holds a character that the Unicode bidirectional algorithm
-// moves: right-to-left letters or explicit direction controls.
-func hasBidi(t []byte) bool {
-	for i := 0; i < len(t); {
-		if t[i] < utf8.RuneSelf {
-			i++
-			continue
-		}
-		p, size := bidi.Lookup(t[i:])
-		switch p.Class() {
-		case bidi.R, bidi.AL, bidi.RLE, bidi.RLO, bidi.LRE, bidi.LRO, bidi.PDF, bidi.RLI, bidi.LRI, bidi.FSI, bidi.PDI:
-			return true
-		}
-		i += max(size, 1)
+// isBidi reports whether the character at the start of t is one the Unicode
+// bidirectional algorithm moves: a right-to-left letter or an explicit direction control.
+func isBidi(t []byte) bool {
+	p, _ := bidi.Lookup(t)
+	switch p.Class() {
+	case bidi.R, bidi.AL, bidi.RLE, bidi.RLO, bidi.LRE, bidi.LRO, bidi.PDF, bidi.RLI, bidi.LRI, bidi.FSI, bidi.PDI:
+		return true
 	}
 	return false
 }
@@ -242,26 +286,6 @@ func visualOrder(t []byte, d bidi.Direction) ([]byte, bool) {
 		}
 	}
 	return out, !bytes.Equal(out, t)
-}
-
-// needsStrip reports whether appendStripped would drop anything from t.
-func needsStrip(t []byte) bool {
-	for i := 0; i < len(t); {
-		c := t[i]
-		if c < utf8.RuneSelf {
-			if dropByte(c) {
-				return true
-			}
-			i++
-			continue
-		}
-		r, size := utf8.DecodeRune(t[i:])
-		if dropRune(r, size) {
-			return true
-		}
-		i += size
-	}
-	return false
 }
 
 // appendStripped appends t to dst without what a reader may drop or not show: control
@@ -581,11 +605,16 @@ type extractor struct {
 	left       []byte
 	leftContig int
 
-	// joined is every word and dot since the last special, with no white space at all,
-	// and leftJoined its value at the pending '@': the local part as mutt draws it
-	// ("on behalf of ceo@x" is shown as onbehalfofceo@x) and as jsmime joins it across a
-	// stray '>' ("ceo >x@y<" shows ceox@y).
-	joined, leftJoined []byte
+	// The run is every word and dot since the last special; joined without any white
+	// space it is the local part as mutt draws it ("on behalf of ceo@x" is shown as
+	// onbehalfofceo@x, "priya raman"@x as priyaraman@x). It differs from the chain only
+	// when the run is dirty (words without a dot between them, a quoted string with
+	// blanks); only then is it rebuilt, at the '@', from text[runStart:] (leftJoined,
+	// leftJOn), so the common address costs nothing.
+	runStart   int
+	dirty      bool
+	leftJoined []byte
+	leftJOn    bool
 
 	inAngle  bool // after '<'
 	clean    bool // inside the angle brackets only a route and one chain so far
@@ -596,7 +625,8 @@ func (c *collector) scan(text []byte, m mode) {
 	l := lexer{text: text, mode: m}
 	e := &c.ext
 	e.c, e.text = c, text
-	e.chain, e.left, e.joined, e.leftJoined = e.chain[:0], e.left[:0], e.joined[:0], e.leftJoined[:0]
+	e.chain, e.left = e.chain[:0], e.left[:0]
+	e.runStart, e.dirty, e.leftJOn = 0, false, false
 	e.resetChain()
 	e.chains, e.pending, e.inAngle, e.clean, e.specials = 0, false, false, false, false
 	for !c.tooMany {
@@ -616,7 +646,13 @@ func (c *collector) scan(text []byte, m mode) {
 			return
 		case tokAtom, tokQuoted, tokLiteral:
 			if e.lastWord {
+				wasPending := e.pending
 				e.endChain()
+				if wasPending {
+					e.runStart, e.dirty = t.start, false // the domain is no part of the next run
+				} else {
+					e.dirty = true // the run goes on past the chain's end
+				}
 				e.clean = false
 			}
 			e.element(t.gap)
@@ -624,26 +660,31 @@ func (c *collector) scan(text []byte, m mode) {
 			case tokQuoted:
 				n := len(e.chain)
 				e.chain = appendUnquoted(e.chain, text[t.cs:t.ce])
-				e.joined = appendNoBlanks(e.joined, e.chain[n:])
+				if bytes.ContainsAny(e.chain[n:], " \t") {
+					e.dirty = true
+				}
 			default:
 				e.chain = append(e.chain, text[t.start:t.end]...)
-				e.joined = append(e.joined, text[t.start:t.end]...)
 			}
 			e.words++
 			e.lastWord = true
 		case tokDot:
 			e.element(t.gap)
 			e.chain = append(e.chain, '.')
-			e.joined = append(e.joined, '.')
 			e.lastWord = false
 		case tokAt:
 			e.specials = true
 			e.clean = false
+			e.leftJOn = false
+			if e.dirty && e.words > 0 {
+				e.leftJoined, e.leftJOn = appendJoined(e.leftJoined[:0], text[:t.start], e.runStart, m), true
+			}
 			e.endChainAt()
+			e.runStart, e.dirty = l.pos, false
 		case tokLT:
 			e.specials = true
 			e.endChain()
-			e.joined = e.joined[:0]
+			e.runStart, e.dirty = l.pos, false
 			e.inAngle, e.clean = true, true
 		case tokGT:
 			e.specials = true
@@ -654,20 +695,18 @@ func (c *collector) scan(text []byte, m mode) {
 				c.add(e.chain, nil)
 			}
 			e.endChain()
-			if e.inAngle {
-				e.joined = e.joined[:0]
-			}
+			e.runStart, e.dirty = l.pos, false // a stray '>' too: the reading without it (dropStrayGT) joins across
 			e.inAngle = false
 		case tokColon:
 			e.specials = true
 			e.endChain()
-			e.joined = e.joined[:0]
+			e.runStart, e.dirty = l.pos, false
 			e.clean = e.inAngle // the end of a route: the mailbox follows
 		default:
 			e.specials = true
 			e.clean = false
 			e.endChain()
-			e.joined = e.joined[:0]
+			e.runStart, e.dirty = l.pos, false
 		}
 	}
 }
@@ -696,7 +735,6 @@ func (e *extractor) endChain() {
 		if e.words > 0 {
 			e.emit()
 		}
-		e.joined = e.joined[:0] // the domain is no part of the next local part
 	}
 	e.pending = false
 	e.resetChain()
@@ -711,9 +749,28 @@ func (e *extractor) endChainAt() {
 	e.pending = e.words > 0
 	e.left = append(e.left[:0], e.chain...)
 	e.leftContig = e.contig
-	e.leftJoined = append(e.leftJoined[:0], e.joined...)
-	e.joined = e.joined[:0]
 	e.resetChain()
+}
+
+// appendJoined appends the words and dots of text[start:], read in mode m, without any
+// white space: quoted strings unquoted and their blanks dropped.
+func appendJoined(dst, text []byte, start int, m mode) []byte {
+	l := lexer{text: text, pos: start, mode: m}
+	for {
+		t := l.next()
+		switch t.kind {
+		case tokEOF:
+			return dst
+		case tokQuoted:
+			n := len(dst)
+			dst = appendUnquoted(dst, text[t.cs:t.ce])
+			dst = append(dst[:n], appendNoBlanks(nil, dst[n:])...)
+		case tokDot:
+			dst = append(dst, '.')
+		default:
+			dst = append(dst, text[t.start:t.end]...)
+		}
+	}
 }
 
 // emit adds the candidates of the pending '@': the whole chains, each without the part
@@ -728,7 +785,7 @@ func (e *extractor) emit() {
 		e.addTrimmed(near, domain)
 	}
 	joined := e.leftJoined
-	hasJoined := len(joined) > 0 && !bytes.Equal(joined, local)
+	hasJoined := e.leftJOn && len(joined) > 0 && !bytes.Equal(joined, local)
 	if hasJoined {
 		e.addTrimmed(joined, domain)
 	}
@@ -762,12 +819,36 @@ func (e *extractor) addTrimmed(local, domain []byte) {
 	}
 }
 
+// asciiClass holds, for each ASCII byte, whether it can be in a domain (cDomain), in an
+// unquoted local part (cLocal), and whether it is a letter or digit (cAlnum).
+const (
+	cDomain = 1 << iota
+	cLocal
+	cAlnum
+)
+
+var asciiClass = func() (t [utf8.RuneSelf]uint8) {
+	for c := 0; c < utf8.RuneSelf; c++ {
+		b := byte(c)
+		if isAlnum(b) {
+			t[c] |= cAlnum | cDomain | cLocal
+		}
+		if b == '-' || b == '_' || b == '.' {
+			t[c] |= cDomain
+		}
+		if b == '.' || bytes.IndexByte([]byte("!#$%&'*+-/=?^_`{|}~"), b) >= 0 {
+			t[c] |= cLocal
+		}
+	}
+	return t
+}()
+
 // domainPrefix returns the longest prefix of d that a person reads as a domain.
 func domainPrefix(d []byte) []byte {
 	for i := 0; i < len(d); {
 		c := d[i]
 		if c < utf8.RuneSelf {
-			if !(isAlnum(c) || c == '-' || c == '_' || c == '.') {
+			if asciiClass[c]&cDomain == 0 {
 				return d[:i]
 			}
 			i++
@@ -790,7 +871,7 @@ func localSuffix(l []byte) []byte {
 	for i := 0; i < len(l); {
 		c := l[i]
 		if c < utf8.RuneSelf {
-			if !(isAlnum(c) || c == '.' || bytes.IndexByte([]byte("!#$%&'*+-/=?^_`{|}~"), c) >= 0) {
+			if asciiClass[c]&cLocal == 0 {
 				start = i + 1
 			}
 			i++

@@ -328,16 +328,17 @@ func lookupCharset(charset []byte) encoding.Encoding {
 // ianaindex: those build their indexes at package initialisation, which every message,
 // one process each under qmail, would pay for (about 0.3 ms).
 func charsetReadings(charset []byte) []encoding.Encoding {
-	name := charsetKey(charset)
-	switch name {
+	var buf [maxCharsetLen + 1]byte
+	key := appendCharsetKey(buf[:0], charset)
+	switch string(key) {
 	case "utf8", "usascii", "ascii", "":
 		return nil
 	}
 	t := charsets()
-	if e, ok := t.single[name]; ok {
-		return []encoding.Encoding{e}
+	if e, ok := t.single[string(key)]; ok {
+		return e
 	}
-	if r, ok := t.multi[name]; ok {
+	if r, ok := t.multi[string(key)]; ok {
 		return r
 	}
 	return t.unknown
@@ -346,26 +347,28 @@ func charsetReadings(charset []byte) []encoding.Encoding {
 // charsetKey is a charset name folded for look-up: lower case, without the RFC 2231
 // language suffix ("utf-8*en") and without '-', '_', ' ' and '.', so that ISO-8859-1,
 // iso_8859-1 and ISO8859-1 meet.
-func charsetKey(charset []byte) string {
+func charsetKey(charset []byte) string { return string(appendCharsetKey(nil, charset)) }
+
+// appendCharsetKey appends the folded form of charset to dst (see [charsetKey]).
+func appendCharsetKey(dst, charset []byte) []byte {
 	if i := bytes.IndexByte(charset, '*'); i >= 0 {
 		charset = charset[:i]
 	}
-	b := make([]byte, 0, len(charset))
 	for _, c := range charset {
 		switch {
 		case c == '-' || c == '_' || c == ' ' || c == '.' || c == ':':
 		case 'A' <= c && c <= 'Z':
-			b = append(b, c+'a'-'A')
+			dst = append(dst, c+'a'-'A')
 		default:
-			b = append(b, c)
+			dst = append(dst, c)
 		}
 	}
-	return string(b)
+	return dst
 }
 
 // charsetTable is what [charsets] builds once per process.
 type charsetTable struct {
-	single  map[string]encoding.Encoding   // one decoding
+	single  map[string][]encoding.Encoding // one decoding
 	multi   map[string][]encoding.Encoding // several (see charsetReadings)
 	unknown []encoding.Encoding            // the readings of a name not in the table
 }
@@ -459,6 +462,10 @@ var charsets = sync.OnceValue(func() *charsetTable {
 	}
 	rare(utf32.UTF32(utf32.BigEndian, utf32.IgnoreBOM), "utf-32be", "ucs-4be")
 	rare(utf32.UTF32(utf32.LittleEndian, utf32.IgnoreBOM), "utf-32le", "ucs-4le")
-	return &charsetTable{single: m, multi: multi,
+	single := make(map[string][]encoding.Encoding, len(m))
+	for k, e := range m {
+		single[k] = []encoding.Encoding{e}
+	}
+	return &charsetTable{single: single, multi: multi,
 		unknown: []encoding.Encoding{nil, utf7{}, le16, be16, le32, be32, charmap.CodePage037}}
 })
