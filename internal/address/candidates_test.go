@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -253,5 +254,95 @@ func TestDecodeEncodedWords(t *testing.T) {
 				t.Errorf("decodeEncodedWords(%q) = %q, want %q", tt.in, got, tt.want)
 			}
 		})
+	}
+}
+
+// issue12Tests are the classes of issue 12, each as a reader shows it: the candidates must
+// hold want (others may come with it).
+var issue12Tests = []struct {
+	name, value string
+	want        Address
+}{
+	{"ew blank inside", `=?utf-8?q?ceo =40ours.example?=`, A("ceo", "ours.example")},
+	{"ew question inside", `=?utf-8?q?x?ceo=40ours.example?= <x@evil.example>`, A("x?ceo", "ours.example")},
+	{"ew blanks around charset", `=? utf-8 ?q?ceo=40ours.example?=`, A("ceo", "ours.example")},
+	{"ew long language", `=?utf-8*` + strings.Repeat("x-private-", 20) + `?q?ceo=40ours.example?=`, A("ceo", "ours.example")},
+	{"ew utf-7", `"=?utf-7?q?ceo+AEA-ours.example?=" <x@evil.example>`, A("ceo", "ours.example")},
+	{"ew utf-16 no BOM little-endian", "=?utf-16?b?YwBlAG8AQABvAHUAcgBzAC4AZQB4AGEAbQBwAGwAZQA=?=", A("ceo", "ours.example")},
+	{"ew utf-16 no BOM big-endian", "=?utf-16?b?AGMAZQBvAEAAbwB1AHIAcwAuAGUAeABhAG0AcABsAGU=?=", A("ceo", "ours.example")},
+	{"ew unknown charset holding utf-16", "=?x-none?b?YwBlAG8AQABvAHUAcgBzAC4AZQB4AGEAbQBwAGwAZQA=?=", A("ceo", "ours.example")},
+	{"ew unknown charset holding utf-7", "=?x-none?q?ceo+AEA-ours.example?=", A("ceo", "ours.example")},
+	{"ew ebcdic", "=?ibm500?q?=83=85=96=7C=96=A4=99=A2=4B=85=A7=81=94=97=93=85?=", A("ceo", "ours.example")},
+	{"ew iso-2022-jp full-width at", "=?iso-2022-jp?q?ceo=1B$B!w=1B(Bours.example?=", A("ceo", "ours.example")},
+	{"ew iso-2022-kr as bytes", "=?iso-2022-kr?q?ceo=0E#@=0Fours.example?=", A("ceo#", "ours.example")},
+	{"ew blank between words kept", "=?utf-8?q?phisher=40scam.example?= =?utf-8?q?x?=", A("phisher", "scam.example")},
+	{"ew 8-bit low bytes", "=?iso-8859-1?q?phishe\xc5\xb2=40scam.example?=", A("phisher", "scam.example")},
+	{"punct apostrophes", `"'ceo@ours.example' via List" <list@partner.example>`, A("ceo", "ours.example")},
+	{"punct curly quotes", "\"\u201cceo@ours.example\u201d\" <x@evil.example>", A("ceo", "ours.example")},
+	{"punct full-width angles", "\uff1cceo@ours.example\uff1e <x@evil.example>", A("ceo", "ours.example")},
+	{"punct bang backtick", "x@evil.example (`!ceo@ours.example!`)", A("ceo", "ours.example")},
+	{"joined words", "x@evil.example, phi sher@scam.example", A("phisher", "scam.example")},
+	{"joined quoted blank", `"phi sher"@scam.example`, A("phisher", "scam.example")},
+	{"stray gt joined", `ceo@>ours.example`, A("ceo", "ours.example")},
+	{"invisible hangul filler", "ceo@ou\u3164rs.example", A("ceo", "ours.example")},
+	{"invisible cgj and vs16", "ceo\u034f@\ufe0fours.example", A("ceo", "ours.example")},
+	{"bidi override", "\"\u202eelpmaxe.sruo@oec\u202c\" <x@evil.example>", A("ceo", "ours.example")},
+	{"unclosed angle", "CEO <ceo", A("ceo", "")},
+}
+
+func TestIssue12Readings(t *testing.T) {
+	for _, tt := range issue12Tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := Candidates(nil, []byte(tt.value))
+			for _, a := range got {
+				if a == tt.want {
+					return
+				}
+			}
+			t.Errorf("Candidates(%q) = %q, want %q among them", tt.value, got, tt.want)
+		})
+	}
+}
+
+func TestCandidatesCharset(t *testing.T) {
+	tests := []struct {
+		charset, value string
+		want           Address
+	}{
+		{"Shift_JIS", "\"ceo\x81\x97ours.example\" <x@evil.example>", A("ceo", "ours.example")},
+		{"gb2312", "x@evil.example (ceo\xa3\xc0ours.example)", A("ceo", "ours.example")},
+		{"Big5", "ceo\xa2\x49ours.example", A("ceo", "ours.example")},
+		{"EUC-JP", "ceo\xa1\xf7ours.example", A("ceo", "ours.example")},
+	}
+	for _, tt := range tests {
+		got, err := CandidatesCharset(nil, []byte(tt.value), tt.charset, MaxCandidates)
+		if err != nil || !slices.Contains(got, tt.want) {
+			t.Errorf("CandidatesCharset(%q, %q) = %q, %v; want %q among them", tt.value, tt.charset, got, err, tt.want)
+		}
+		if plain := Candidates(nil, []byte(tt.value)); slices.Contains(plain, tt.want) {
+			t.Errorf("Candidates(%q) = %q: finds %q without the hint, so this case tests nothing", tt.value, plain, tt.want)
+		}
+	}
+	for _, cs := range []string{"", "utf-8", "x-unknown"} {
+		v := []byte("\"ceo\x81\x97ours.example\" <x@evil.example>")
+		a, _ := CandidatesCharset(nil, v, cs, 0)
+		if b := Candidates(nil, v); !reflect.DeepEqual(a, b) {
+			t.Errorf("CandidatesCharset(%q) = %q, want Candidates' %q", cs, a, b)
+		}
+	}
+}
+
+func TestDecodeUTF7(t *testing.T) {
+	for in, want := range map[string]string{
+		"ceo+AEA-ours.example": "ceo@ours.example",
+		"a+-b":                 "a+b",
+		"+AGMAZQBv-":           "ceo",
+		"x+2D3eAQ-":            "x\U0001f601", // a surrogate pair
+		"+AEA":                 "@",
+		"plain":                "plain",
+	} {
+		if got := string(decodeUTF7(nil, []byte(in))); got != want {
+			t.Errorf("decodeUTF7(%q) = %q, want %q", in, got, want)
+		}
 	}
 }
