@@ -180,8 +180,9 @@ func visibleAddresses(s string) []string {
 
 // mailboxAddress is the canonical form of a mailbox address a reader parsed: its local
 // part unquoted, blanks around the @ and the dots removed (a person reads "noc @ x. example"
-// as noc@x.example). ok is false for one a person would not read as an address (empty, or
-// words with blanks and no @).
+// as noc@x.example); "@ours.example", with no local part, is an address too (readers show
+// ",@ours.example" so). ok is false for one a person would not read as an address (empty,
+// or words with blanks and no @).
 func mailboxAddress(a string) (addr string, ok bool) {
 	a = strings.TrimSpace(displayForm(a))
 	if a == "" {
@@ -192,7 +193,8 @@ func mailboxAddress(a string) (addr string, ok bool) {
 		at = -1 // a quoted string and no domain
 	}
 	if at < 0 {
-		if strings.ContainsAny(a, " \"<>()") {
+		// Unqualified: one word, with a letter or digit in it ("." or "--" is no name).
+		if strings.ContainsAny(a, " \"<>()") || strings.IndexFunc(a, func(r rune) bool { return unicode.IsLetter(r) || unicode.IsDigit(r) }) < 0 {
 			return "", false
 		}
 		return canon(a), true
@@ -211,7 +213,7 @@ func mailboxAddress(a string) (addr string, ok bool) {
 		local = undot(local)
 	}
 	domain = undot(domain)
-	if local == "" || domain == "" || strings.IndexFunc(domain, func(r rune) bool { return !domainRune(r) }) >= 0 {
+	if domain == "" || strings.IndexFunc(domain, func(r rune) bool { return !domainRune(r) }) >= 0 {
 		return "", false // a domain ends where a domain can end: see visibleAddresses
 	}
 	return canon(local + "@" + domain), true
@@ -227,13 +229,13 @@ func undot(s string) string {
 	return s
 }
 
-// junkLocal reports whether the local part of canonical address a holds text that no
-// unquoted local part can: blanks, quotes, brackets, commas, colons, an @. Readers build
+// junkLocal reports whether the local part of canonical address a is empty or holds text
+// that no unquoted local part can: blanks, quotes, brackets, commas, colons, an @. Readers build
 // such a local part from display text and routes in their error recovery; no rule can name
 // it, so the harness judges it by its domain (see [membership]).
 func junkLocal(a string) bool {
 	at := strings.LastIndexByte(a, '@')
-	return at >= 0 && strings.ContainsAny(a[:at], " \"<>(),:;@[]\\")
+	return at >= 0 && (at == 0 || strings.ContainsAny(a[:at], " \"<>(),:;@[]\\"))
 }
 
 // judge is a rules file read by the harness itself: @host, .host and user@host entries and

@@ -30,10 +30,13 @@ var ErrTooMany = errors.New("address: too many candidates")
 // What counts (over-approximation, see docs/DESIGN.md): every mailbox of a lenient RFC 5322
 // reading (name-addr, addr-spec, groups, obsolete routes, quoted local parts, comments and
 // folding white space around the @ and the dots); every address-looking text inside display
-// names, quoted strings and comments; all of that again after lenient RFC 2047 decoding; and
-// for the readings of readers that drop control bytes (and invisible or invalid characters)
-// or stop at the first NUL. An unqualified mailbox (Domain "") is returned only from angle
-// brackets (<ceo>) or when it is the whole value. A word without an @ is never a candidate.
+// names, quoted strings and comments; all of that again after lenient RFC 2047 decoding (in
+// every way readers decode a word), in visual order and without what a renderer draws as
+// nothing; and for the readings of readers that drop control bytes or stop at the first
+// NUL. An unqualified mailbox (Domain "") is returned only from angle brackets (<ceo>, or an
+// unclosed <ceo) or when it is the whole value, never from inside a display name or comment.
+// An '@' with nothing before it gives a candidate with an empty Local ("@ours.example", as
+// readers show ",@ours.example"). A word without an @ is never a candidate otherwise.
 func Candidates(dst []Address, value []byte) []Address {
 	dst, _ = CandidatesMax(dst, value, 0)
 	return dst
@@ -746,7 +749,10 @@ func (e *extractor) endChainAt() {
 	if e.pending && e.words > 0 {
 		e.emit()
 	}
-	e.pending = e.words > 0
+	// An '@' with nothing before it is still an address to readers: jsmime, postal-mime
+	// and mailparser show ",@ours.example" as @ours.example, which the rule @ours.example
+	// names. (An obsolete route "<@relay.example:user@host>" gives @relay.example too.)
+	e.pending = true
 	e.left = append(e.left[:0], e.chain...)
 	e.leftContig = e.contig
 	e.resetChain()
