@@ -17,7 +17,7 @@ import (
 //   - every address net/mail.ParseAddressList finds is a candidate (net/mail as the oracle);
 //   - every candidate is found again when white space between tokens is widened and a
 //     space is put around each comma (as after unfolding a folded field), and when the
-//     ASCII letters change case.
+//     ASCII letters change case (for values without encoded words).
 func FuzzCandidates(f *testing.F) {
 	for _, tt := range candidateTests {
 		f.Add([]byte(tt.value))
@@ -63,18 +63,23 @@ func FuzzCandidates(f *testing.F) {
 			}
 		}
 
-		// Is there an encoded word in any reading? Its B text is case-sensitive, and a
-		// blank inside one breaks it.
+		// Is there an encoded word in any reading? Its B text is case-sensitive, and
+		// blanks inside one are its text (lenient decoders read them): widening them
+		// changes what it says.
 		encoded := hasEncodedWord(value) || hasEncodedWord(appendStripped(nil, value))
-		folded := widen(value, !encoded)
-		haveFolded := candidateSet(Candidates(nil, folded))
-		for _, a := range got {
-			s := candidateKey(a)
-			if strings.ContainsAny(s, " \t,") {
-				continue // white space or a comma inside a quoted string or literal changes
-			}
-			if !haveFolded[s] {
-				t.Errorf("%q: candidate %q lost after widening to %q", value, s, folded)
+		// Right-to-left text is also read in visual order, where a tab (a segment
+		// separator) reorders what is around it: no widening there either.
+		if !encoded && features(value)&fBidi == 0 {
+			folded := widen(value, true)
+			haveFolded := candidateSet(Candidates(nil, folded))
+			for _, a := range got {
+				s := candidateKey(a)
+				if strings.ContainsAny(s, " \t,") {
+					continue // white space or a comma inside a quoted string or literal changes
+				}
+				if !haveFolded[s] {
+					t.Errorf("%q: candidate %q lost after widening to %q", value, s, folded)
+				}
 			}
 		}
 
