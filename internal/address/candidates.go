@@ -702,6 +702,9 @@ func (c *collector) scan(text []byte, m mode) {
 			e.inAngle = false
 		case tokColon:
 			e.specials = true
+			if e.pending && e.elems == 0 {
+				break // jsmime reads "ceo@:ours.example" as ceo@ours.example
+			}
 			e.endChain()
 			e.runStart, e.dirty = l.pos, false
 			e.clean = e.inAngle // the end of a route: the mailbox follows

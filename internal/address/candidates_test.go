@@ -284,6 +284,8 @@ var issue12Tests = []struct {
 	{"joined words", "x@evil.example, phi sher@scam.example", A("phisher", "scam.example")},
 	{"joined quoted blank", `"phi sher"@scam.example`, A("phisher", "scam.example")},
 	{"stray gt joined", `ceo@>ours.example`, A("ceo", "ours.example")},
+	{"colon after at", `@:ours.example`, A("", "ours.example")},
+	{"colon after at with local part", `ceo@:ours.example`, A("ceo", "ours.example")},
 	{"invisible hangul filler", "ceo@ou\u3164rs.example", A("ceo", "ours.example")},
 	{"invisible cgj and vs16", "ceo\u034f@\ufe0fours.example", A("ceo", "ours.example")},
 	{"bidi override", "\"\u202eelpmaxe.sruo@oec\u202c\" <x@evil.example>", A("ceo", "ours.example")},
