@@ -213,8 +213,11 @@ func mailboxAddress(a string) (addr string, ok bool) {
 		local = undot(local)
 	}
 	domain = undot(domain)
-	if domain == "" || strings.IndexFunc(domain, func(r rune) bool { return !domainRune(r) }) >= 0 {
+	if strings.IndexFunc(domain, func(r rune) bool { return !domainRune(r) }) >= 0 {
 		return "", false // a domain ends where a domain can end: see visibleAddresses
+	}
+	if strings.Trim(domain, ".") == "" {
+		return "", false // "x@." names no domain
 	}
 	return canon(local + "@" + domain), true
 }
