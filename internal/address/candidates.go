@@ -619,6 +619,13 @@ type extractor struct {
 	leftJoined []byte
 	leftJOn    bool
 
+	// beforeLT is the chain just before the last '<' (the display name's last words),
+	// and afterGT that the token before this one closed an angle: jsmime keeps that chain
+	// as the local part of an '@' right after the '>' ("phisher <x@y>@scam.example" shows
+	// phisher@scam.example).
+	beforeLT []byte
+	afterGT  bool
+
 	inAngle  bool // after '<'
 	clean    bool // inside the angle brackets only a route and one chain so far
 	specials bool // any token other than words and dots in the text
@@ -632,8 +639,11 @@ func (c *collector) scan(text []byte, m mode) {
 	e.runStart, e.dirty, e.leftJOn = 0, false, false
 	e.resetChain()
 	e.chains, e.pending, e.inAngle, e.clean, e.specials = 0, false, false, false, false
+	e.beforeLT = e.beforeLT[:0]
 	for !c.tooMany {
 		t := l.next()
+		afterGT := e.afterGT
+		e.afterGT = false
 		switch t.kind {
 		case tokEOF:
 			// The whole value is one local part: unqualified. An encoded word is not one:
@@ -682,10 +692,17 @@ func (c *collector) scan(text []byte, m mode) {
 			if e.dirty && e.words > 0 {
 				e.leftJoined, e.leftJOn = appendJoined(e.leftJoined[:0], text[:t.start], e.runStart, m), true
 			}
+			useBeforeLT := afterGT && e.words == 0 && len(e.beforeLT) > 0
 			e.endChainAt()
+			if useBeforeLT {
+				e.left = append(e.left[:0], e.beforeLT...)
+			}
 			e.runStart, e.dirty = l.pos, false
 		case tokLT:
 			e.specials = true
+			if !e.pending && e.words > 0 {
+				e.beforeLT = append(e.beforeLT[:0], e.chain...)
+			}
 			e.endChain()
 			e.runStart, e.dirty = l.pos, false
 			e.inAngle, e.clean = true, true
@@ -699,6 +716,7 @@ func (c *collector) scan(text []byte, m mode) {
 			}
 			e.endChain()
 			e.runStart, e.dirty = l.pos, false // a stray '>' too: the reading without it (dropStrayGT) joins across
+			e.afterGT = e.inAngle
 			e.inAngle = false
 		case tokColon:
 			e.specials = true
