@@ -619,12 +619,15 @@ type extractor struct {
 	leftJoined []byte
 	leftJOn    bool
 
-	// beforeLT is the chain just before the last '<' (the display name's last words),
-	// and afterGT that the token before this one closed an angle: jsmime keeps that chain
-	// as the local part of an '@' right after the '>' ("phisher <x@y>@scam.example" shows
+	// The run just before the last '<' (the display name's words, joined), and afterGT
+	// that the token before this one closed an angle: jsmime keeps that run as the local
+	// part of an '@' right after the '>' ("phisher <x@y>@scam.example" shows
 	// phisher@scam.example).
-	beforeLT []byte
-	afterGT  bool
+	// Only offsets are kept: text[ltRun:ltPos] is the run before the '<', rebuilt at such
+	// an '@' (see appendJoined), so the common name-addr costs nothing.
+	ltRun, ltPos int
+	hasLT        bool
+	afterGT      bool
 
 	inAngle  bool // after '<'
 	clean    bool // inside the angle brackets only a route and one chain so far
@@ -639,7 +642,7 @@ func (c *collector) scan(text []byte, m mode) {
 	e.runStart, e.dirty, e.leftJOn = 0, false, false
 	e.resetChain()
 	e.chains, e.pending, e.inAngle, e.clean, e.specials = 0, false, false, false, false
-	e.beforeLT = e.beforeLT[:0]
+	e.hasLT, e.afterGT = false, false
 	for !c.tooMany {
 		t := l.next()
 		afterGT := e.afterGT
@@ -692,17 +695,17 @@ func (c *collector) scan(text []byte, m mode) {
 			if e.dirty && e.words > 0 {
 				e.leftJoined, e.leftJOn = appendJoined(e.leftJoined[:0], text[:t.start], e.runStart, m), true
 			}
-			useBeforeLT := afterGT && e.words == 0 && len(e.beforeLT) > 0
+			useLT := afterGT && e.words == 0 && e.hasLT
 			e.endChainAt()
-			if useBeforeLT {
-				e.left = append(e.left[:0], e.beforeLT...)
+			if useLT {
+				e.left = appendJoined(e.left[:0], text[:e.ltPos], e.ltRun, m)
+				e.pending = len(e.left) > 0 || e.pending
 			}
 			e.runStart, e.dirty = l.pos, false
 		case tokLT:
 			e.specials = true
-			if !e.pending && e.words > 0 {
-				e.beforeLT = append(e.beforeLT[:0], e.chain...)
-			}
+			e.hasLT = !e.pending && e.words > 0
+			e.ltRun, e.ltPos = e.runStart, t.start
 			e.endChain()
 			e.runStart, e.dirty = l.pos, false
 			e.inAngle, e.clean = true, true
