@@ -784,6 +784,10 @@ func TestSignals(t *testing.T) {
 		pr.Close()
 		res := wait()
 		checkFault(t, r, res, 53, "broken pipe")
+		// 4 MiB came out, so 4 MiB went in; the feeder counts a write once it returns.
+		for deadline := time.Now().Add(10 * time.Second); fed.Load() < 4<<20 && time.Now().Before(deadline); {
+			time.Sleep(10 * time.Millisecond)
+		}
 		if fed.Load() < 4<<20 {
 			t.Errorf("only %d bytes were fed", fed.Load())
 		}

@@ -75,8 +75,11 @@ func (p *pipeline) scan() qmail.ScanFunc {
 	opt := p.c.HeaderOptions()
 	opt.MaxField = fieldLimit(opt.MaxField) // --max-field, cut to fit a memory limit
 	opt.Info = func(name string, value []byte) {
-		if name == "Message-ID" && p.rec.MsgID == "" {
+		switch {
+		case name == "Message-ID" && p.rec.MsgID == "":
 			p.rec.MsgID = string(value)
+		case name == "Content-Type":
+			p.judge.ContentType(value)
 		}
 	}
 	return func(r io.Reader, w io.Writer) (int64, error) {

@@ -51,19 +51,6 @@ func BenchmarkCandidates(b *testing.B) {
 			b.ReportAllocs()
 			var dst []Address
 			for b.Loop() {
-				dst, _ = CandidatesMax(dst[:0], bv.value, MaxCandidates)
-			}
-		})
-	}
-}
-
-func BenchmarkCandidatesUnbounded(b *testing.B) {
-	for _, bv := range benchValues() {
-		b.Run(bv.name, func(b *testing.B) {
-			b.SetBytes(int64(len(bv.value)))
-			b.ReportAllocs()
-			var dst []Address
-			for b.Loop() {
 				dst = Candidates(dst[:0], bv.value)
 			}
 		})

@@ -3,133 +3,301 @@ package address
 import (
 	"bytes"
 	"encoding/binary"
-	"errors"
+	"slices"
 	"unicode"
 	"unicode/utf8"
+
+	"golang.org/x/text/unicode/bidi"
 )
-
-// MaxCandidates is the bound the policy is meant to pass to [CandidatesMax]: far more
-// distinct addresses than any honest From, Sender or Resent-From field holds, and few
-// enough that looking every one up stays cheap.
-const MaxCandidates = 1024
-
-// ErrTooMany is returned by [CandidatesMax] when a value holds more distinct candidates
-// than the bound. The candidates returned with it are real ones, but not all of them: the
-// caller must fail closed (reject or fail temporarily), never pass the message.
-var ErrTooMany = errors.New("address: too many candidates")
 
 // Candidates appends to dst every address a mail client could show the reader as a sender
 // for value, the unfolded value of a From, Sender or Resent-From field, as the bytes
-// arrived. Each address appears once (exact Local and Domain), in the order found. It has
-// no bound on the number of candidates other than the size of value (every candidate needs
-// its own '@' or angle brackets, so there are O(len(value)) of them); a caller that must
-// bound its work uses [CandidatesMax].
+// arrived. Each address appears once (exact Local and Domain), in the order found. There
+// are O(len(value)) of them: every candidate needs its own '@' or angle brackets.
 //
 // What counts (over-approximation, see docs/DESIGN.md): every mailbox of a lenient RFC 5322
 // reading (name-addr, addr-spec, groups, obsolete routes, quoted local parts, comments and
 // folding white space around the @ and the dots); every address-looking text inside display
-// names, quoted strings and comments; all of that again after lenient RFC 2047 decoding; and
-// for the readings of readers that drop control bytes (and invisible or invalid characters)
-// or stop at the first NUL. An unqualified mailbox (Domain "") is returned only from angle
-// brackets (<ceo>) or when it is the whole value. A word without an @ is never a candidate.
+// names, quoted strings and comments; all of that again after lenient RFC 2047 decoding (in
+// every way readers decode a word), in visual order and without what a renderer draws as
+// nothing; for the readings of readers that drop control bytes or stop at the first NUL;
+// and, for raw 8-bit bytes that are not UTF-8, decoded in each of [FallbackCharsets]. An
+// unqualified mailbox (Domain "") is returned only from angle brackets (<ceo>, or an
+// unclosed <ceo) or when it is the whole value, never from inside a display name or comment.
+// An '@' with nothing before it gives a candidate with an empty Local ("@ours.example", as
+// readers show ",@ours.example"). A word without an @ is never a candidate otherwise.
 func Candidates(dst []Address, value []byte) []Address {
-	dst, _ = CandidatesMax(dst, value, 0)
-	return dst
+	return CandidatesIn(dst, value, nil)
 }
 
-// CandidatesMax is [Candidates] with a bound: when value holds more than max distinct
-// candidates (max > 0), it stops scanning and returns the first max of them with
-// [ErrTooMany]. With max <= 0 there is no bound and the error is always nil.
-func CandidatesMax(dst []Address, value []byte, max int) ([]Address, error) {
-	c := collector{out: dst, base: len(dst), max: max}
-	c.value(value)
-	if c.tooMany {
-		return c.out, ErrTooMany
-	}
-	return c.out, nil
+// CandidatesIn is [Candidates] for a message that declares its charsets: the charset
+// parameters of its top-level Content-Type fields as written ("Shift_JIS", "koi8-r").
+// Readers such as Thunderbird decode raw 8-bit header bytes that are not UTF-8 in the
+// charset the message declares, where a full-width ＠ is two bytes that are no '@'; so
+// value is also read decoded in each of them. Any charset name known for encoded words
+// works; an unknown one, UTF-8 or "" adds no reading.
+func CandidatesIn(dst []Address, value []byte, declared []string) []Address {
+	c := collector{out: dst, base: len(dst)}
+	c.value(value, declared)
+	return c.out
 }
+
+// FallbackCharsets are the charsets raw 8-bit header bytes that are not UTF-8 are always
+// read in too, whatever the message declares: a reader decodes them in its own fallback
+// (Thunderbird's follows the user's locale) when the message declares none, or declares
+// it after the field. They are the ones in which such bytes can change what an address
+// is: the CJK encodings, where full-width letters, ＠ and ．are two bytes, and the
+// Western, Hebrew and Arabic Windows code pages, whose soft hyphen and direction marks a
+// renderer draws as nothing. (The ISO 8859 and other Windows pages put those characters at
+// the same bytes, or have none.)
+var FallbackCharsets = []string{"windows-1252", "windows-1255", "windows-1256", "Shift_JIS", "EUC-JP", "gb18030", "Big5", "EUC-KR"}
 
 // collector gathers the distinct candidates of one value over all its readings.
 type collector struct {
-	out     []Address
-	base    int                 // out[base:] are ours: dedupe only those
-	seen    map[string]struct{} // keys of out[base:], once there are many
-	key     []byte
-	max     int
-	tooMany bool
-	ext     extractor
+	out  []Address
+	base int                 // out[base:] are ours: dedupe only those
+	seen map[string]struct{} // keys of out[base:], once there are many
+	key  []byte
+	ext  extractor
 }
 
 // linearDedupe is the number of candidates up to which duplicates are found by comparing
 // with each, without a map (the common From has one or two).
 const linearDedupe = 16
 
-// value scans every reading of v: as it is, with invisible bytes dropped, cut at the first
-// NUL, and each of those again after RFC 2047 decoding.
-func (c *collector) value(v []byte) {
+// value scans every reading of v: as it is and, when it holds raw 8-bit bytes that are not
+// UTF-8, decoded in each declared charset and each of FallbackCharsets. One decoding is
+// read at a time, so what is held at once stays that of one reading (see readings).
+func (c *collector) value(v []byte, declared []string) {
+	if !c.readings(v) || utf8.Valid(v) {
+		return
+	}
+	var keys [8 + 8]string // the charsets read so far, folded
+	done := keys[:0]
+	for _, list := range [][]string{declared, FallbackCharsets} {
+		for _, cs := range list {
+			k := charsetKey([]byte(cs))
+			if slices.Contains(done, k) {
+				continue
+			}
+			done = append(done, k)
+			if d := lookupCharset([]byte(cs)); d != nil {
+				if out, err := d.NewDecoder().Bytes(v); err == nil {
+					c.readings(out)
+				}
+			}
+		}
+	}
+}
+
+// readings scans every reading of v: as it is, in visual order (bidirectional text), with
+// invisible bytes and characters dropped, cut at the first NUL, and each of those again
+// after RFC 2047 decoding, in every way readers decode its words. It reports whether v
+// holds 8-bit bytes.
+func (c *collector) readings(v []byte) (eightBit bool) {
 	var buf [4][]byte
-	texts := buf[:0] // at most 4 raw readings, and 4 decoded ones for each
-	addText := func(t []byte) {
+	var fbuf [4]feature
+	texts, feats := buf[:0], fbuf[:0]
+	addText := func(t []byte, f feature) {
 		for _, u := range texts {
 			if bytes.Equal(t, u) {
 				return
 			}
 		}
-		texts = append(texts, t)
+		texts, feats = append(texts, t), append(feats, f)
 	}
-	readings := func(t []byte) {
-		addText(t)
-		if needsStrip(t) {
-			addText(appendStripped(nil, t))
+	reading := func(t []byte) {
+		f := features(t)
+		addText(t, f)
+		if f&fStrip != 0 {
+			s := appendStripped(nil, t)
+			addText(s, features(s))
 		}
-		if i := bytes.IndexByte(t, 0); i >= 0 {
-			cut := t[:i]
-			addText(cut)
-			if needsStrip(cut) {
-				addText(appendStripped(nil, cut))
+		if f&fNUL != 0 {
+			cut := t[:bytes.IndexByte(t, 0)]
+			fc := features(cut)
+			addText(cut, fc)
+			if fc&fStrip != 0 {
+				s := appendStripped(nil, cut)
+				addText(s, features(s))
 			}
 		}
 	}
-	readings(v)
-	raw := len(texts)
-	for i := 0; i < raw; i++ {
-		if hasEncodedWord(texts[i]) {
-			readings(decodeEncodedWords(nil, texts[i]))
+	reading(v)
+	eightBit = feats[0]&fEightBit != 0
+	for i, n := 0, len(texts); i < n; i++ {
+		if feats[i]&fEncoded == 0 {
+			continue
+		}
+		t := texts[i]
+		out, res := decodeEncodedWords(nil, t, decodeOptions{})
+		reading(out)
+		for alt := 1; alt < res.readings; alt++ {
+			out, _ := decodeEncodedWords(nil, t, decodeOptions{alt: alt})
+			reading(out)
+		}
+		if res.joinedFWS {
+			out, _ := decodeEncodedWords(nil, t, decodeOptions{keepFWS: true})
+			reading(out)
+		}
+		if res.eightBit {
+			out, _ := decodeEncodedWords(nil, t, decodeOptions{lowBytes: true})
+			reading(out)
+		}
+	}
+	for i, n := 0, len(texts); i < n; i++ {
+		if feats[i]&fStrayGT != 0 {
+			reading(dropStrayGT(texts[i]))
+		}
+	}
+	for i, n := 0, len(texts); i < n; i++ {
+		if feats[i]&fBidi != 0 {
+			for _, d := range []bidi.Direction{bidi.LeftToRight, bidi.RightToLeft} {
+				if vis, ok := visualOrder(texts[i], d); ok {
+					reading(vis)
+				}
+			}
 		}
 	}
 	for _, t := range texts {
 		c.scan(t, structured)
 		c.scan(t, transparent)
-		if c.tooMany {
-			return
-		}
 	}
+	return eightBit
 }
 
-// needsStrip reports whether appendStripped would drop anything from t.
-func needsStrip(t []byte) bool {
+// feature is what one pass over a text finds that calls for more readings of it.
+type feature uint8
+
+const (
+	fStrip    feature = 1 << iota // appendStripped would drop something
+	fNUL                          // a NUL byte: readers that stop there
+	fEncoded                      // "=?": maybe an encoded word
+	fStrayGT                      // a '>' that closes no '<'
+	fBidi                         // right-to-left letters or bidi controls
+	fEightBit                     // bytes of 8 bits
+)
+
+// asciiFeature marks the ASCII bytes [features] looks at; the others are skipped by one
+// table look-up.
+var asciiFeature = func() (t [utf8.RuneSelf]bool) {
+	for c := 0; c < utf8.RuneSelf; c++ {
+		t[c] = dropByte(byte(c)) || c == '=' || c == '<' || c == '>'
+	}
+	return t
+}()
+
+// features scans t once.
+func features(t []byte) feature {
+	var f feature
+	open := 0
 	for i := 0; i < len(t); {
 		c := t[i]
 		if c < utf8.RuneSelf {
-			if dropByte(c) {
-				return true
+			if !asciiFeature[c] {
+				i++
+				continue
+			}
+			switch {
+			case c == 0:
+				f |= fNUL | fStrip
+			case dropByte(c):
+				f |= fStrip
+			case c == '=' && i+1 < len(t) && t[i+1] == '?':
+				f |= fEncoded
+			case c == '<':
+				open++
+			case c == '>':
+				if open == 0 {
+					f |= fStrayGT
+				} else {
+					open--
+				}
 			}
 			i++
 			continue
 		}
+		f |= fEightBit
 		r, size := utf8.DecodeRune(t[i:])
 		if dropRune(r, size) {
-			return true
+			f |= fStrip
+		}
+		if f&fBidi == 0 && isBidi(t[i:]) {
+			f |= fBidi
 		}
 		i += size
+	}
+	return f
+}
+
+func isASCIIBytes(b []byte) bool {
+	for _, c := range b {
+		if c >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
+}
+
+// dropStrayGT returns t without the '>' bytes that close no '<': jsmime drops such a '>'
+// and joins what is on either side of it ("ceo@>ours.example" shows ceo@ours.example).
+func dropStrayGT(t []byte) []byte {
+	out := make([]byte, 0, len(t))
+	open := 0
+	for _, c := range t {
+		switch c {
+		case '<':
+			open++
+		case '>':
+			if open == 0 {
+				continue
+			}
+			open--
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+// isBidi reports whether the character at the start of t is one the Unicode
+// bidirectional algorithm moves: a right-to-left letter or an explicit direction control.
+func isBidi(t []byte) bool {
+	p, _ := bidi.Lookup(t)
+	switch p.Class() {
+	case bidi.R, bidi.AL, bidi.RLE, bidi.RLO, bidi.LRE, bidi.LRO, bidi.PDF, bidi.RLI, bidi.LRI, bidi.FSI, bidi.PDI:
+		return true
 	}
 	return false
 }
 
+// visualOrder returns t as a renderer draws it from left to right, for a paragraph of
+// direction d: what a reader shows of a reversed string between direction overrides.
+func visualOrder(t []byte, d bidi.Direction) ([]byte, bool) {
+	var p bidi.Paragraph
+	if _, err := p.SetBytes(t, bidi.DefaultDirection(d)); err != nil {
+		return nil, false
+	}
+	o, err := p.Order()
+	if err != nil {
+		return nil, false
+	}
+	out := make([]byte, 0, len(t))
+	for i := 0; i < o.NumRuns(); i++ {
+		r := o.Run(i)
+		if r.Direction() == bidi.RightToLeft {
+			out = bidi.AppendReverse(out, r.Bytes())
+		} else {
+			out = append(out, r.Bytes()...)
+		}
+	}
+	return out, !bytes.Equal(out, t)
+}
+
 // appendStripped appends t to dst without what a reader may drop or not show: control
 // bytes other than tab (NUL, backspace, CR, LF, DEL...), C1 controls, bytes that are not
-// UTF-8, and invisible format characters (zero-width space and joiners, soft hyphen, BOM,
-// bidirectional controls: Unicode category Cf).
+// UTF-8, and the characters a renderer draws as nothing: Unicode's default-ignorable code
+// points (zero-width space and joiners, soft hyphen, BOM, bidirectional controls, Hangul
+// fillers, variation selectors, tags...).
 func appendStripped(dst, t []byte) []byte {
 	for i := 0; i < len(t); {
 		c := t[i]
@@ -152,14 +320,12 @@ func appendStripped(dst, t []byte) []byte {
 func dropByte(c byte) bool { return c < ' ' && c != '\t' || c == 0x7f }
 
 func dropRune(r rune, size int) bool {
-	return r == utf8.RuneError && size == 1 || r >= 0x80 && r < 0xa0 || unicode.Is(unicode.Cf, r)
+	return r == utf8.RuneError && size == 1 || r >= 0x80 && r < 0xa0 || unicode.Is(unicode.Cf, r) ||
+		unicode.Is(unicode.Other_Default_Ignorable_Code_Point, r) || unicode.Is(unicode.Variation_Selector, r)
 }
 
 // add records the candidate local@domain unless it is already there.
 func (c *collector) add(local, domain []byte) {
-	if c.tooMany {
-		return
-	}
 	found := c.out[c.base:]
 	if c.seen == nil {
 		for _, a := range found {
@@ -180,10 +346,6 @@ func (c *collector) add(local, domain []byte) {
 			return
 		}
 		c.seen[string(k)] = struct{}{}
-	}
-	if c.max > 0 && len(found) >= c.max {
-		c.tooMany = true
-		return
 	}
 	s := string(local) + string(domain)
 	c.out = append(c.out, Address{Local: s[:len(local)], Domain: s[len(local):]})
@@ -441,6 +603,40 @@ type extractor struct {
 	left       []byte
 	leftContig int
 
+	// The run is every word and dot since the last special; joined without any white
+	// space it is the local part as mutt draws it ("on behalf of ceo@x" is shown as
+	// onbehalfofceo@x, "priya raman"@x as priyaraman@x). It differs from the chain only
+	// when the run is dirty (words without a dot between them, a quoted string with
+	// blanks); only then is it rebuilt, at the '@', from text[runStart:] (leftJoined,
+	// leftJOn), so the common address costs nothing.
+	runStart   int
+	dirty      bool
+	leftJoined []byte
+	leftJOn    bool
+
+	// The run just before the last '<' (the display name's words, joined), and afterGT
+	// that the token before this one closed an angle: jsmime keeps that run as the local
+	// part of an '@' right after the '>' ("phisher <x@y>@scam.example" shows
+	// phisher@scam.example).
+	// Only offsets are kept: text[ltRun:ltPos] is the run before the '<', rebuilt at such
+	// an '@' (see appendJoined), so the common name-addr costs nothing.
+	ltRun, ltPos int
+	hasLT        bool
+	afterGT      bool
+
+	// The domain run: mutt and Python's compat32 read a domain as every word and dot up to
+	// the next special, joined without white space and without comments ("ceo@ours.exam
+	// ple" is shown as ceo@ours.example); so in the structured reading only. When a pending '@'s domain chain ends at a word, the run from
+	// domStart is rebuilt at the next special and added with the local part (domLocal,
+	// and domJoinedLocal when the local part's run was dirty too).
+	domJoin        bool
+	atEnd          int // where the text after the last '@' begins
+	domStart       int
+	domLocal       []byte
+	domJoinedLocal []byte
+	domJoinedOn    bool
+	domBuf         []byte
+
 	inAngle  bool // after '<'
 	clean    bool // inside the angle brackets only a route and one chain so far
 	specials bool // any token other than words and dots in the text
@@ -451,10 +647,17 @@ func (c *collector) scan(text []byte, m mode) {
 	e := &c.ext
 	e.c, e.text = c, text
 	e.chain, e.left = e.chain[:0], e.left[:0]
+	e.runStart, e.dirty, e.leftJOn = 0, false, false
 	e.resetChain()
 	e.chains, e.pending, e.inAngle, e.clean, e.specials = 0, false, false, false, false
-	for !c.tooMany {
+	e.hasLT, e.afterGT, e.domJoin = false, false, false
+	for {
 		t := l.next()
+		afterGT := e.afterGT
+		e.afterGT = false
+		if e.domJoin && t.kind != tokAtom && t.kind != tokQuoted && t.kind != tokLiteral && t.kind != tokDot {
+			e.endDomainRun(t.start, m)
+		}
 		switch t.kind {
 		case tokEOF:
 			// The whole value is one local part: unqualified. An encoded word is not one:
@@ -462,17 +665,37 @@ func (c *collector) scan(text []byte, m mode) {
 			if m == structured && !e.specials && e.chains == 1 && e.words > 0 && !hasEncodedWord(e.chain) {
 				c.add(e.chain, nil)
 			}
+			// "<ceo" never closed: readers (jsmime, Python) still show the mailbox ceo.
+			if m == structured && e.inAngle && e.clean && !e.pending && e.words > 0 {
+				c.add(e.chain, nil)
+			}
 			e.endChain()
 			return
 		case tokAtom, tokQuoted, tokLiteral:
 			if e.lastWord {
+				wasPending := e.pending
+				if wasPending && !e.domJoin && m == structured {
+					e.domJoin, e.domStart = true, e.atEnd
+					e.domLocal = append(e.domLocal[:0], e.left...)
+					e.domJoinedOn = e.leftJOn && len(e.leftJoined) > 0
+					e.domJoinedLocal = append(e.domJoinedLocal[:0], e.leftJoined...)
+				}
 				e.endChain()
+				if wasPending {
+					e.runStart, e.dirty = t.start, false // the domain is no part of the next run
+				} else {
+					e.dirty = true // the run goes on past the chain's end
+				}
 				e.clean = false
 			}
 			e.element(t.gap)
 			switch t.kind {
 			case tokQuoted:
+				n := len(e.chain)
 				e.chain = appendUnquoted(e.chain, text[t.cs:t.ce])
+				if bytes.ContainsAny(e.chain[n:], " \t") {
+					e.dirty = true
+				}
 			default:
 				e.chain = append(e.chain, text[t.start:t.end]...)
 			}
@@ -485,27 +708,66 @@ func (c *collector) scan(text []byte, m mode) {
 		case tokAt:
 			e.specials = true
 			e.clean = false
+			e.leftJOn = false
+			if e.dirty && e.words > 0 {
+				e.leftJoined, e.leftJOn = appendJoined(e.leftJoined[:0], text[:t.start], e.runStart, m), true
+			}
+			useLT := afterGT && e.words == 0 && e.hasLT
 			e.endChainAt()
+			if useLT {
+				e.left = appendJoined(e.left[:0], text[:e.ltPos], e.ltRun, m)
+				e.pending = len(e.left) > 0 || e.pending
+			}
+			e.runStart, e.dirty = l.pos, false
+			e.atEnd = l.pos
 		case tokLT:
 			e.specials = true
+			e.hasLT = !e.pending && e.words > 0
+			e.ltRun, e.ltPos = e.runStart, t.start
 			e.endChain()
+			e.runStart, e.dirty = l.pos, false
 			e.inAngle, e.clean = true, true
 		case tokGT:
 			e.specials = true
-			if e.inAngle && e.clean && !e.pending && e.words > 0 {
-				c.add(e.chain, nil) // <ceo>: unqualified
+			// <ceo>: unqualified. Only in the structured reading: the transparent one
+			// sees angle brackets inside display names and comments, and those are
+			// never the mailbox ("Jane Doe <jdoe>" <jane@partner.example>).
+			if m == structured && e.inAngle && e.clean && !e.pending && e.words > 0 {
+				c.add(e.chain, nil)
 			}
 			e.endChain()
+			e.runStart, e.dirty = l.pos, false // a stray '>' too: the reading without it (dropStrayGT) joins across
+			e.afterGT = e.inAngle
 			e.inAngle = false
 		case tokColon:
 			e.specials = true
+			if e.pending && e.elems == 0 {
+				break // jsmime reads "ceo@:ours.example" as ceo@ours.example
+			}
 			e.endChain()
+			e.runStart, e.dirty = l.pos, false
 			e.clean = e.inAngle // the end of a route: the mailbox follows
 		default:
 			e.specials = true
 			e.clean = false
 			e.endChain()
+			e.runStart, e.dirty = l.pos, false
 		}
+	}
+}
+
+// endDomainRun adds the local part with the domain run that ends at end, joined.
+func (e *extractor) endDomainRun(end int, m mode) {
+	e.domJoin = false
+	e.domBuf = appendJoined(e.domBuf[:0], e.text[:end], e.domStart, m)
+	if len(e.domBuf) == 0 {
+		return
+	}
+	if len(e.domLocal) > 0 || !e.domJoinedOn {
+		e.addTrimmed(e.domLocal, e.domBuf)
+	}
+	if e.domJoinedOn {
+		e.addTrimmed(e.domJoinedLocal, e.domBuf)
 	}
 }
 
@@ -529,8 +791,10 @@ func (e *extractor) resetChain() {
 
 // endChain ends the current chain: it is the domain of a pending '@'.
 func (e *extractor) endChain() {
-	if e.pending && e.words > 0 {
-		e.emit()
+	if e.pending {
+		if e.words > 0 {
+			e.emit()
+		}
 	}
 	e.pending = false
 	e.resetChain()
@@ -542,27 +806,176 @@ func (e *extractor) endChainAt() {
 	if e.pending && e.words > 0 {
 		e.emit()
 	}
-	e.pending = e.words > 0
+	// An '@' with nothing before it is still an address to readers: jsmime, postal-mime
+	// and mailparser show ",@ours.example" as @ours.example, which the rule @ours.example
+	// names. (An obsolete route "<@relay.example:user@host>" gives @relay.example too.)
+	e.pending = true
 	e.left = append(e.left[:0], e.chain...)
 	e.leftContig = e.contig
 	e.resetChain()
 }
 
-// emit adds the candidates of the pending '@': the whole chains, and each without the part
-// beyond white space.
-func (e *extractor) emit() {
-	local, domain := e.left, e.chain
-	e.c.add(local, domain)
-	near := bytes.TrimLeft(local[e.leftContig:], ".")
-	if e.leftContig > 0 && len(near) > 0 {
-		e.c.add(near, domain)
-	}
-	if e.firstGap > 0 {
-		e.c.add(local, domain[:e.firstGap])
-		if e.leftContig > 0 && len(near) > 0 {
-			e.c.add(near, domain[:e.firstGap])
+// appendJoined appends the words and dots of text[start:], read in mode m, without any
+// white space: quoted strings unquoted and their blanks dropped.
+func appendJoined(dst, text []byte, start int, m mode) []byte {
+	l := lexer{text: text, pos: start, mode: m}
+	for {
+		t := l.next()
+		switch t.kind {
+		case tokEOF:
+			return dst
+		case tokQuoted:
+			n := len(dst)
+			dst = appendUnquoted(dst, text[t.cs:t.ce])
+			dst = append(dst[:n], appendNoBlanks(nil, dst[n:])...)
+		case tokDot:
+			dst = append(dst, '.')
+		default:
+			dst = append(dst, text[t.start:t.end]...)
 		}
 	}
+}
+
+// emit adds the candidates of the pending '@': the whole chains, each without the part
+// beyond white space, the local part with its words joined, and each of those with the
+// punctuation that is glued to it cut off.
+func (e *extractor) emit() {
+	local, domain := e.left, e.chain
+	e.addTrimmed(local, domain)
+	near := bytes.TrimLeft(local[e.leftContig:], ".")
+	hasNear := e.leftContig > 0 && len(near) > 0
+	if hasNear {
+		e.addTrimmed(near, domain)
+	}
+	joined := e.leftJoined
+	hasJoined := e.leftJOn && len(joined) > 0 && !bytes.Equal(joined, local)
+	if hasJoined {
+		e.addTrimmed(joined, domain)
+	}
+	if e.firstGap > 0 {
+		d := domain[:e.firstGap]
+		e.addTrimmed(local, d)
+		if hasNear {
+			e.addTrimmed(near, d)
+		}
+		if hasJoined {
+			e.addTrimmed(joined, d)
+		}
+	}
+}
+
+// addTrimmed adds local@domain and, when punctuation is glued to it, the address a person
+// reads in it: a domain ends where a domain can end (at the first character that is no
+// letter, digit, mark, '-', '_' or '.': "ceo@ours.example'" is ours.example), and a local
+// part starts at its first letter or digit after the last character that cannot be in one
+// ("'ceo", "“ceo" and "!ceo" are ceo as well).
+func (e *extractor) addTrimmed(local, domain []byte) {
+	e.c.add(local, domain)
+	d := domainPrefix(domain)
+	l := localSuffix(local)
+	if len(d) == 0 || len(l) == 0 || len(d) == len(domain) && len(l) == len(local) {
+		return
+	}
+	e.c.add(l, d)
+	if len(l) < len(local) && len(d) < len(domain) {
+		e.c.add(local, d)
+	}
+}
+
+// asciiClass holds, for each ASCII byte, whether it can be in a domain (cDomain), in an
+// unquoted local part (cLocal), and whether it is a letter or digit (cAlnum).
+const (
+	cDomain = 1 << iota
+	cLocal
+	cAlnum
+)
+
+var asciiClass = func() (t [utf8.RuneSelf]uint8) {
+	for c := 0; c < utf8.RuneSelf; c++ {
+		b := byte(c)
+		if isAlnum(b) {
+			t[c] |= cAlnum | cDomain | cLocal
+		}
+		if b == '-' || b == '_' || b == '.' {
+			t[c] |= cDomain
+		}
+		if b == '.' || bytes.IndexByte([]byte("!#$%&'*+-/=?^_`{|}~"), b) >= 0 {
+			t[c] |= cLocal
+		}
+	}
+	return t
+}()
+
+// domainPrefix returns the longest prefix of d that a person reads as a domain.
+func domainPrefix(d []byte) []byte {
+	for i := 0; i < len(d); {
+		c := d[i]
+		if c < utf8.RuneSelf {
+			if asciiClass[c]&cDomain == 0 {
+				return d[:i]
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRune(d[i:])
+		if !(unicode.IsLetter(r) || unicode.IsDigit(r) || unicode.IsMark(r)) {
+			return d[:i]
+		}
+		i += size
+	}
+	return d
+}
+
+// localSuffix returns the local part a person reads at the end of l: after the last
+// character that cannot be in an unquoted local part (typographic quotes, brackets...),
+// from the first letter or digit on.
+func localSuffix(l []byte) []byte {
+	start := 0
+	for i := 0; i < len(l); {
+		c := l[i]
+		if c < utf8.RuneSelf {
+			if asciiClass[c]&cLocal == 0 {
+				start = i + 1
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRune(l[i:])
+		if !(unicode.IsLetter(r) || unicode.IsDigit(r) || unicode.IsMark(r)) {
+			start = i + size
+		}
+		i += size
+	}
+	for start < len(l) {
+		c := l[start]
+		if c >= utf8.RuneSelf {
+			r, size := utf8.DecodeRune(l[start:])
+			if unicode.IsLetter(r) || unicode.IsDigit(r) {
+				break
+			}
+			start += size
+			continue
+		}
+		if isAlnum(c) {
+			break
+		}
+		start++
+	}
+	return l[start:]
+}
+
+func isAlnum(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
+}
+
+// appendNoBlanks appends b without its blanks.
+func appendNoBlanks(dst, b []byte) []byte {
+	for _, c := range b {
+		if c != ' ' && c != '\t' {
+			dst = append(dst, c)
+		}
+	}
+	return dst
 }
 
 // appendUnquoted appends the value of quoted-string content q: quoted-pairs resolved.

@@ -78,13 +78,16 @@ func (a Address) String() string {
 	return a.Local + "@" + a.Domain
 }
 
-// lookupProfile is UTS #46 mapping for lookup (case folding, NFC, width mapping), without
-// the strict host-name rules that would refuse underscores or long labels: a rule and a
-// candidate that a resolver would send to the same domain must compare equal.
+// lookupProfile is UTS #46 mapping for lookup (case folding, NFC, width and compatibility
+// mapping) as the WHATWG URL standard does it, and so the readers that show a domain:
+// without the strict host-name rules that would refuse underscores or long labels, and
+// without the hyphen checks (a leading or trailing hyphen, "--" at positions 3-4). A rule
+// and a candidate that a reader shows as the same domain must compare equal.
 var lookupProfile = sync.OnceValue(func() *idna.Profile {
 	return idna.New(
 		idna.MapForLookup(),
 		idna.Transitional(false),
+		idna.CheckHyphens(false),
 		idna.StrictDomainName(false),
 		idna.VerifyDNSLength(false),
 		idna.BidiRule(),
@@ -93,8 +96,12 @@ var lookupProfile = sync.OnceValue(func() *idna.Profile {
 
 // CanonicalDomain returns domain lower-cased, without trailing dots, and, when it is
 // internationalised, in lower-case ACE form (RFC 5890), so that @bücher.example and
-// @xn--bcher-kva.example compare equal. A domain IDNA cannot convert is kept lower-cased,
-// which still makes a rule match a candidate written the same way.
+// @xn--bcher-kva.example compare equal, and @ｏｕｒｓ.example (full-width) is ours.example.
+//
+// A label that IDNA refuses (a disallowed character, a bidi-rule violation, bad punycode)
+// does not stop the others: every label is still mapped as UTS #46 maps it, as readers do
+// when they show the name, so "ab--c.ｏｕｒｓ.example" is ab--c.ours.example, a subdomain of
+// ours.example. The canonical form of a canonical form is itself.
 func CanonicalDomain(domain string) string {
 	domain = strings.TrimRight(domain, ".")
 	if isASCII(domain) {
@@ -104,12 +111,14 @@ func CanonicalDomain(domain string) string {
 		return strings.ToLower(domain)
 	}
 	ace, err := lookupProfile().ToASCII(domain)
-	if err != nil || ace == "" {
+	if err != nil {
 		// IDNA refuses some upper-case letters that it accepts in lower case (U+04C0
-		// and its lower case U+04CF): try the lower-cased name before keeping it as it
-		// is, so that the canonical form of a canonical form is itself.
+		// and its lower case U+04CF): the lower-cased name may convert cleanly.
 		low := strings.ToLower(domain)
-		if ace, err = lookupProfile().ToASCII(low); err != nil || ace == "" {
+		if a, err := lookupProfile().ToASCII(low); err == nil || ace == "" {
+			ace = a
+		}
+		if ace == "" {
 			return low
 		}
 	}

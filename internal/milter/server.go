@@ -246,8 +246,11 @@ func (m *session) Header(name, value string, mod lib.Modifier) (resp *lib.Respon
 	if !m.active || m.judge.Trusted() != "" || m.fault != nil {
 		return lib.RespContinue, nil
 	}
-	if m.e.MessageID == "" && strings.EqualFold(strings.TrimSpace(name), "Message-ID") {
+	switch n := strings.TrimSpace(name); {
+	case m.e.MessageID == "" && strings.EqualFold(n, "Message-ID"):
 		m.e.MessageID = strings.TrimSpace(value)[:min(len(strings.TrimSpace(value)), header.MaxInfo)]
+	case strings.EqualFold(n, "Content-Type"):
+		m.judge.ContentType([]byte(value[:min(len(value), header.MaxInfo)]))
 	}
 	defer func() {
 		if v := recover(); v != nil {

@@ -187,6 +187,7 @@ type Judge struct {
 	from    []string
 	nfrom   int
 	cands   []address.Address
+	charset []string // the charsets the header declares, so far
 }
 
 // NewJudge starts judging a message from client. Whether the client is trusted is decided
@@ -293,7 +294,7 @@ func (j *Judge) Field(r header.Reading) error {
 	if r.Name != "From" && !j.cfg.AllSenderFields {
 		return nil
 	}
-	j.cands = address.Candidates(j.cands[:0], r.Value)
+	j.cands = address.CandidatesIn(j.cands[:0], r.Value, j.charset)
 	for _, a := range j.cands {
 		c, ok := j.look(r.Name, a)
 		if !ok {
@@ -304,6 +305,73 @@ func (j *Judge) Field(r header.Reading) error {
 		}
 	}
 	return j.err
+}
+
+// maxCharsets bounds the charsets a header declares that are kept; maxCharsetName the
+// length of one.
+const (
+	maxCharsets    = 4
+	maxCharsetName = 64
+)
+
+// ContentType takes the value of a top-level Content-Type field: raw 8-bit bytes in the
+// sender fields after it are also read in the charset it declares, as readers such as
+// Thunderbird decode them (a full-width ＠ in Shift_JIS is two bytes that are no '@').
+// A sender field before it is read in address.FallbackCharsets only.
+func (j *Judge) ContentType(value []byte) {
+	cs := contentTypeCharset(value)
+	if cs == "" || len(j.charset) >= maxCharsets || len(cs) > maxCharsetName {
+		return
+	}
+	for _, c := range j.charset {
+		if strings.EqualFold(c, cs) {
+			return
+		}
+	}
+	j.charset = append(j.charset, cs)
+}
+
+// contentTypeCharset returns the charset parameter of a Content-Type value, read as
+// leniently as readers do: any case, blanks and line ends around the '=', quoted or not,
+// the RFC 2231 form (charset*=''koi8-r) too; "" if there is none. A ';' inside a quoted
+// parameter before it is taken for a separator: the worst that does is find a charset
+// the message does not declare, which only adds a reading.
+func contentTypeCharset(v []byte) string {
+	s := string(v)
+	for {
+		i := strings.IndexByte(s, ';')
+		if i < 0 {
+			return ""
+		}
+		s = s[i+1:]
+		key, rest, ok := strings.Cut(s, "=")
+		if !ok {
+			return ""
+		}
+		key = strings.ToLower(strings.Trim(key, " \t\r\n"))
+		if key != "charset" && key != "charset*" && key != "charset*0" && key != "charset*0*" {
+			continue
+		}
+		rest = strings.TrimLeft(rest, " \t\r\n")
+		var val string
+		if strings.HasPrefix(rest, "\"") {
+			val, _, _ = strings.Cut(rest[1:], "\"")
+		} else {
+			end := strings.IndexAny(rest, "; \t\r\n")
+			if end < 0 {
+				end = len(rest)
+			}
+			val = rest[:end]
+		}
+		if strings.HasSuffix(key, "*") {
+			// RFC 2231: charset'language'value, the value percent-encoded (a charset name
+			// needs no escapes).
+			if parts := strings.SplitN(val, "'", 3); len(parts) == 3 {
+				val = strings.Trim(parts[2], "\"")
+			}
+		}
+		return val
+	}
 }
 
 // HeaderDone says the header has been read to its end (err nil), or why it could not be

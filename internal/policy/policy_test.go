@@ -299,3 +299,63 @@ func TestTrust(t *testing.T) {
 		}
 	}
 }
+
+// TestJudgeCharset: raw 8-bit bytes in a sender field are read in the charset a
+// Content-Type field before it declares, and in the fallback charsets whatever it says.
+func TestJudgeCharset(t *testing.T) {
+	set := loadRules(t)
+	ebcdic := "\x83\x85\x96\x7c\x96\xa4\x99\xa2\x4b\x85\xa7\x81\x94\x97\x93\x85" // ceo@ours.example in IBM037
+	tests := []struct {
+		name        string
+		contentType string // "" for none
+		before      bool   // the Content-Type field comes before the From field
+		from        string
+		verdict     Verdict
+	}{
+		{"declared before", "text/plain; charset=IBM037", true, ebcdic, Reject},
+		{"declared, folded, RFC 2231", "text/plain;\r\n\tcharset*=us-ascii'en'ibm037", true, ebcdic, Reject},
+		{"declared after", "text/plain; charset=IBM037", false, ebcdic, Pass},
+		{"not declared", "", true, ebcdic, Pass},
+		{"Shift_JIS full-width at, not declared", "", true, "\"ceo\x81\x97ours.example\" <x@partner.example>", Reject},
+		{"Shift_JIS full-width at, declared otherwise", "text/plain; charset=koi8-r", true, "ceo\x81\x97ours.example", Reject},
+		{"Latin-1 name", "text/plain; charset=iso-8859-1", true, "Ren\xe9 <rene@partner.example>", Pass},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			j := NewJudge(&Config{DefaultHost: host("mx.partner.example")}, Client{})
+			j.Use(set)
+			j.Sender("x@partner.example")
+			j.Recipients([]string{"frontoffice@ours.example"})
+			if tt.contentType != "" && tt.before {
+				j.ContentType([]byte(tt.contentType))
+			}
+			if err := j.Field(header.Reading{Name: "From", Value: []byte(tt.from)}); err != nil {
+				t.Fatal(err)
+			}
+			if tt.contentType != "" && !tt.before {
+				j.ContentType([]byte(tt.contentType))
+			}
+			j.HeaderDone(nil)
+			if d := j.Decide(); d.Verdict != tt.verdict {
+				t.Errorf("verdict %s, want %s", d.Verdict, tt.verdict)
+			}
+		})
+	}
+}
+
+func TestContentTypeCharset(t *testing.T) {
+	for in, want := range map[string]string{
+		"text/plain; charset=Shift_JIS":                   "Shift_JIS",
+		"text/plain;charset=\"gb2312\"; format=flowed":    "gb2312",
+		"multipart/mixed; boundary=\"x\"; CHARSET = big5": "big5",
+		"text/plain;\r\n charset=\r\n euc-kr":             "euc-kr",
+		"text/plain; charset*=utf-8'en'koi8-r":            "koi8-r",
+		"text/plain; format=flowed":                       "",
+		"text/plain":                                      "",
+		"text/plain; charset":                             "",
+	} {
+		if got := contentTypeCharset([]byte(in)); got != want {
+			t.Errorf("contentTypeCharset(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
