@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 
+	"block-forged-sender/internal/address"
 	"block-forged-sender/internal/cdb"
 	"block-forged-sender/internal/header"
 	"block-forged-sender/internal/policy"
@@ -33,8 +34,9 @@ func exitCode(err error) int {
 	case errors.As(err, &rlErr), errors.Is(err, policy.ErrNoDefaultHost), errors.Is(err, policy.ErrNoRules),
 		errors.Is(err, errConfig), errors.Is(err, cdb.ErrCorrupt): // a look-up in a corrupt rules CDB
 		return qmail.ExitConfigError
-	case errors.Is(err, header.ErrFieldTooLong):
-		// A limit: the field would need more memory than --max-field allows.
+	case errors.Is(err, header.ErrFieldTooLong), errors.Is(err, address.ErrLegacyTooLong):
+		// A limit: the field would need more memory than --max-field allows, or more
+		// work than a field of raw 8-bit bytes is given.
 		return qmail.ExitOutOfMemory
 	case errors.As(err, &ioErr):
 		if ioErr.Op == "write" {

@@ -3,6 +3,7 @@ package address
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"slices"
 	"unicode"
 	"unicode/utf8"
@@ -21,13 +22,15 @@ import (
 // names, quoted strings and comments; all of that again after lenient RFC 2047 decoding (in
 // every way readers decode a word), in visual order and without what a renderer draws as
 // nothing; for the readings of readers that drop control bytes or stop at the first NUL;
-// and, for raw 8-bit bytes that are not UTF-8, decoded in each of [FallbackCharsets]. An
+// and, for raw 8-bit bytes that are not UTF-8, decoded in each of [FallbackCharsets] (up
+// to [MaxLegacyValue]; a longer value is read without them, see [CandidatesIn]). An
 // unqualified mailbox (Domain "") is returned only from angle brackets (<ceo>, or an
 // unclosed <ceo) or when it is the whole value, never from inside a display name or comment.
 // An '@' with nothing before it gives a candidate with an empty Local ("@ours.example", as
 // readers show ",@ours.example"). A word without an @ is never a candidate otherwise.
 func Candidates(dst []Address, value []byte) []Address {
-	return CandidatesIn(dst, value, nil)
+	dst, _ = CandidatesIn(dst, value, nil)
+	return dst
 }
 
 // CandidatesIn is [Candidates] for a message that declares its charsets: the charset
@@ -36,11 +39,31 @@ func Candidates(dst []Address, value []byte) []Address {
 // charset the message declares, where a full-width ＠ is two bytes that are no '@'; so
 // value is also read decoded in each of them. Any charset name known for encoded words
 // works; an unknown one, UTF-8 or "" adds no reading.
-func CandidatesIn(dst []Address, value []byte, declared []string) []Address {
+//
+// A value longer than MaxLegacyValue that holds such bytes is read as it is only, and
+// returned with [ErrLegacyTooLong]: its candidates are real ones, but not all of them, so
+// the caller fails closed.
+func CandidatesIn(dst []Address, value []byte, declared []string) ([]Address, error) {
 	c := collector{out: dst, base: len(dst)}
-	c.value(value, declared)
-	return c.out
+	if !c.readings(value) || utf8.Valid(value) {
+		return c.out, nil
+	}
+	if len(value) > MaxLegacyValue {
+		return c.out, ErrLegacyTooLong
+	}
+	c.decodings(value, declared)
+	return c.out, nil
 }
+
+// MaxLegacyValue is the longest value with raw 8-bit bytes that are not UTF-8 that is
+// read in every charset. Each decoding can multiply the candidates of such bytes (a
+// value of junk addresses has ten times as many, and a megabyte of it cost seconds); no
+// honest sender field comes near it.
+const MaxLegacyValue = 8 << 10
+
+// ErrLegacyTooLong is returned by [CandidatesIn] for a value over MaxLegacyValue with
+// raw 8-bit bytes that are not UTF-8.
+var ErrLegacyTooLong = errors.New("address: a sender field over 8 KiB with raw 8-bit bytes that are not UTF-8 is too long to read in every charset")
 
 // FallbackCharsets are the charsets raw 8-bit header bytes that are not UTF-8 are always
 // read in too, whatever the message declares: a reader decodes them in its own fallback
@@ -65,13 +88,10 @@ type collector struct {
 // with each, without a map (the common From has one or two).
 const linearDedupe = 16
 
-// value scans every reading of v: as it is and, when it holds raw 8-bit bytes that are not
-// UTF-8, decoded in each declared charset and each of FallbackCharsets. One decoding is
-// read at a time, so what is held at once stays that of one reading (see readings).
-func (c *collector) value(v []byte, declared []string) {
-	if !c.readings(v) || utf8.Valid(v) {
-		return
-	}
+// decodings scans every reading of v decoded in each declared charset and each of
+// FallbackCharsets. One decoding is read at a time, so what is held at once stays that of
+// one reading (see readings).
+func (c *collector) decodings(v []byte, declared []string) {
 	var keys [8 + 8]string // the charsets read so far, folded
 	done := keys[:0]
 	for _, list := range [][]string{declared, FallbackCharsets} {
@@ -282,10 +302,14 @@ func visualOrder(t []byte, d bidi.Direction) ([]byte, bool) {
 		return nil, false
 	}
 	out := make([]byte, 0, len(t))
+	var rev []byte
 	for i := 0; i < o.NumRuns(); i++ {
 		r := o.Run(i)
 		if r.Direction() == bidi.RightToLeft {
-			out = bidi.AppendReverse(out, r.Bytes())
+			// AppendReverse copies what it appends to: reversing into out itself would
+			// copy all of out for each run, quadratic in a text of many runs.
+			rev = bidi.AppendReverse(rev[:0], r.Bytes())
+			out = append(out, rev...)
 		} else {
 			out = append(out, r.Bytes()...)
 		}
@@ -626,7 +650,8 @@ type extractor struct {
 
 	// The domain run: mutt and Python's compat32 read a domain as every word and dot up to
 	// the next special, joined without white space and without comments ("ceo@ours.exam
-	// ple" is shown as ceo@ours.example); so in the structured reading only. When a pending '@'s domain chain ends at a word, the run from
+	// ple" is shown as ceo@ours.example), and jsmime glues the word after a colon on
+	// ("<ceo@ours.exam: ple>" is ceo@ours.example); so in the structured reading only. When a pending '@'s domain chain ends at a word, the run from
 	// domStart is rebuilt at the next special and added with the local part (domLocal,
 	// and domJoinedLocal when the local part's run was dirty too).
 	domJoin        bool
@@ -655,7 +680,7 @@ func (c *collector) scan(text []byte, m mode) {
 		t := l.next()
 		afterGT := e.afterGT
 		e.afterGT = false
-		if e.domJoin && t.kind != tokAtom && t.kind != tokQuoted && t.kind != tokLiteral && t.kind != tokDot {
+		if e.domJoin && t.kind != tokAtom && t.kind != tokQuoted && t.kind != tokLiteral && t.kind != tokDot && t.kind != tokColon {
 			e.endDomainRun(t.start, m)
 		}
 		switch t.kind {
@@ -674,11 +699,8 @@ func (c *collector) scan(text []byte, m mode) {
 		case tokAtom, tokQuoted, tokLiteral:
 			if e.lastWord {
 				wasPending := e.pending
-				if wasPending && !e.domJoin && m == structured {
-					e.domJoin, e.domStart = true, e.atEnd
-					e.domLocal = append(e.domLocal[:0], e.left...)
-					e.domJoinedOn = e.leftJOn && len(e.leftJoined) > 0
-					e.domJoinedLocal = append(e.domJoinedLocal[:0], e.leftJoined...)
+				if wasPending && m == structured {
+					e.startDomainRun()
 				}
 				e.endChain()
 				if wasPending {
@@ -744,6 +766,9 @@ func (c *collector) scan(text []byte, m mode) {
 			if e.pending && e.elems == 0 {
 				break // jsmime reads "ceo@:ours.example" as ceo@ours.example
 			}
+			if e.pending && e.words > 0 && m == structured {
+				e.startDomainRun() // jsmime: "<ceo@ours.exam: ple>" is ceo@ours.example
+			}
 			e.endChain()
 			e.runStart, e.dirty = l.pos, false
 			e.clean = e.inAngle // the end of a route: the mailbox follows
@@ -756,7 +781,19 @@ func (c *collector) scan(text []byte, m mode) {
 	}
 }
 
-// endDomainRun adds the local part with the domain run that ends at end, joined.
+// startDomainRun starts the domain run of the pending '@', unless it has started.
+func (e *extractor) startDomainRun() {
+	if e.domJoin {
+		return
+	}
+	e.domJoin, e.domStart = true, e.atEnd
+	e.domLocal = append(e.domLocal[:0], e.left...)
+	e.domJoinedOn = e.leftJOn && len(e.leftJoined) > 0
+	e.domJoinedLocal = append(e.domJoinedLocal[:0], e.leftJoined...)
+}
+
+// endDomainRun adds the local part with the domain run that ends at end, joined: its
+// words and dots without white space, comments or colons.
 func (e *extractor) endDomainRun(end int, m mode) {
 	e.domJoin = false
 	e.domBuf = appendJoined(e.domBuf[:0], e.text[:end], e.domStart, m)
@@ -830,6 +867,8 @@ func appendJoined(dst, text []byte, start int, m mode) []byte {
 			dst = append(dst[:n], appendNoBlanks(nil, dst[n:])...)
 		case tokDot:
 			dst = append(dst, '.')
+		case tokColon:
+			// Only in a domain run: a local part's run ends at a colon.
 		default:
 			dst = append(dst, text[t.start:t.end]...)
 		}

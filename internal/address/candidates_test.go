@@ -2,6 +2,7 @@ package address
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"reflect"
 	"slices"
@@ -33,8 +34,8 @@ var candidateTests = []struct {
 	{"mailbox then empty group", `Treasury <treasury@acme-corp.example>, Undisclosed:;`, []Address{A("treasury", "acme-corp.example")}},
 	{"group named member", `Accounts Payable: "Payroll" <payroll@hq.acme-corp.example>,	"Mallory" <m@lure.example>;`,
 		[]Address{A("payroll", "hq.acme-corp.example"), A("m", "lure.example")}},
-	{"route", `<@relay1.example,@relay2.example:user@host.example>`, []Address{A("", "relay1.example"), A("", "relay2.example"), A("user", "host.example")}},
-	{"route empty elements", `Network Ops <,@relay1.example,,@relay2.example:noc@acme-corp.example>`, []Address{A("", "relay1.example"), A("", "relay2.example"), A("noc", "acme-corp.example")}},
+	{"route", `<@relay1.example,@relay2.example:user@host.example>`, []Address{A("", "relay1.example"), A("", "relay2.example"), A("", "relay2.exampleuser"), A("user", "host.example")}},
+	{"route empty elements", `Network Ops <,@relay1.example,,@relay2.example:noc@acme-corp.example>`, []Address{A("", "relay1.example"), A("", "relay2.example"), A("", "relay2.examplenoc"), A("noc", "acme-corp.example")}},
 	{"quoted local part", `"a.b"@host.example`, []Address{A("a.b", "host.example")}},
 	{"quoted local part quoted-pair", `"m\.okafor"@acme-corp.example`,
 		[]Address{A("m.okafor", "acme-corp.example"), A("okafor", "acme-corp.example")}},
@@ -133,7 +134,8 @@ var candidateTests = []struct {
 
 	// Unqualified mailboxes and non-candidates.
 	{"unqualified in angles", `CEO <ceo>`, []Address{A("ceo", "")}},
-	{"unqualified after route", `<@relay.example:ceo>`, []Address{A("", "relay.example"), A("ceo", "")}},
+	// jsmime shows @relay.exampleceo: it glues the word after a colon on (the domain run).
+	{"unqualified after route", `<@relay.example:ceo>`, []Address{A("", "relay.example"), A("", "relay.exampleceo"), A("ceo", "")}},
 	{"unqualified in unclosed angle", `CEO <ceo`, []Address{A("ceo", "")}},
 	{"unqualified in display name", `"Jane Doe <jdoe>" <jane@partner.example>`, []Address{A("jane", "partner.example")}},
 	{"unqualified in comment", `(Jane <jdoe>) jane@partner.example`, []Address{A("jane", "partner.example")}},
@@ -257,6 +259,8 @@ var issue12Tests = []struct {
 	// mutt and compat32 join a domain's words up to the next special (found by FuzzReaders).
 	{"joined domain words", "ceo@ours.exam ple", A("ceo", "ours.example")},
 	{"joined domain words in angles", "CEO <ceo@ours .exam ple>", A("ceo", "ours.example")},
+	{"domain glued after a colon", "CEO <ceo@ours.exam: ple>", A("ceo", "ours.example")},
+	{"domain glued after a colon, dot next", "<ceo@ours: .example>", A("ceo", "ours.example")},
 	{"joined domain and local words", "c eo@ours.exam ple, x@evil.example", A("ceo", "ours.example")},
 	{"stray gt joined", `ceo@>ours.example`, A("ceo", "ours.example")},
 	{"colon after at", `@:ours.example`, A("", "ours.example")},
@@ -310,7 +314,7 @@ func TestCandidatesCharsets(t *testing.T) {
 				}
 				return
 			}
-			if got := CandidatesIn(nil, v, tt.declared); !slices.Contains(got, tt.want) {
+			if got, err := CandidatesIn(nil, v, tt.declared); err != nil || !slices.Contains(got, tt.want) {
 				t.Errorf("CandidatesIn(%q, %q) = %q, want %q among them", tt.value, tt.declared, got, tt.want)
 			}
 			if got := Candidates(nil, v); slices.Contains(got, tt.want) {
@@ -318,10 +322,21 @@ func TestCandidatesCharsets(t *testing.T) {
 			}
 		})
 	}
+	// Past MaxLegacyValue such a value is read as it is only, and says so.
+	long := []byte(strings.Repeat("x", MaxLegacyValue) + " ceo\x81\x97ours.example, a@partner.example")
+	got, err := CandidatesIn(nil, long, nil)
+	if !errors.Is(err, ErrLegacyTooLong) || !slices.Contains(got, A("a", "partner.example")) || slices.Contains(got, A("ceo", "ours.example")) {
+		t.Errorf("CandidatesIn(%d bytes) = %q, %v; want the raw reading and ErrLegacyTooLong", len(long), got, err)
+	}
+	tail := " ceo\x81\x97ours.example"
+	atLimit := []byte(strings.Repeat("x", MaxLegacyValue-len(tail)) + tail)
+	if got, err := CandidatesIn(nil, atLimit, nil); err != nil || !slices.Contains(got, A("ceo", "ours.example")) {
+		t.Errorf("CandidatesIn(%d bytes) = %q, %v: a value of MaxLegacyValue bytes is read in every charset", len(atLimit), got, err)
+	}
 	// Valid UTF-8 and 7-bit values are read as they are only.
 	for _, v := range []string{"Ren\u00e9 <rene@partner.example>", "x@evil.example"} {
-		if a, b := CandidatesIn(nil, []byte(v), []string{"ibm037", "Shift_JIS"}), Candidates(nil, []byte(v)); !reflect.DeepEqual(a, b) {
-			t.Errorf("CandidatesIn(%q) = %q, want Candidates' %q", v, a, b)
+		if a, _ := CandidatesIn(nil, []byte(v), []string{"ibm037", "Shift_JIS"}); !reflect.DeepEqual(a, Candidates(nil, []byte(v))) {
+			t.Errorf("CandidatesIn(%q) = %q, want Candidates' %q", v, a, Candidates(nil, []byte(v)))
 		}
 	}
 }

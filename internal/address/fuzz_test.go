@@ -47,7 +47,7 @@ func FuzzCandidates(f *testing.F) {
 			t.Fatalf("Candidates(%q): %d candidates, more than %d", value, len(got), bound)
 		}
 		// The charsets a message declares only add readings.
-		in := CandidatesIn(nil, value, []string{"koi8-r", "utf-16"})
+		in, _ := CandidatesIn(nil, value, []string{"koi8-r", "utf-16"})
 		for _, a := range got {
 			if !slices.Contains(in, a) {
 				t.Fatalf("CandidatesIn(%q) = %q lacks %q of Candidates", value, in, a)

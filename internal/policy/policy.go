@@ -294,7 +294,9 @@ func (j *Judge) Field(r header.Reading) error {
 	if r.Name != "From" && !j.cfg.AllSenderFields {
 		return nil
 	}
-	j.cands = address.CandidatesIn(j.cands[:0], r.Value, j.charset)
+	var err error
+	j.cands, err = address.CandidatesIn(j.cands[:0], r.Value, j.charset)
+	j.Fail(err) // the candidates found are looked up all the same; the verdict is TempFail
 	for _, a := range j.cands {
 		c, ok := j.look(r.Name, a)
 		if !ok {
@@ -333,7 +335,7 @@ func (j *Judge) ContentType(value []byte) {
 
 // contentTypeCharset returns the charset parameter of a Content-Type value, read as
 // leniently as readers do: any case, blanks and line ends around the '=', quoted or not,
-// the RFC 2231 form (charset*=''koi8-r) too; "" if there is none. A ';' inside a quoted
+// the RFC 2231 form (charset*=”koi8-r) too; "" if there is none. A ';' inside a quoted
 // parameter before it is taken for a separator: the worst that does is find a charset
 // the message does not declare, which only adds a reading.
 func contentTypeCharset(v []byte) string {
