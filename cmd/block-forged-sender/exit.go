@@ -34,7 +34,7 @@ func exitCode(err error) int {
 	case errors.As(err, &rlErr), errors.Is(err, policy.ErrNoDefaultHost), errors.Is(err, policy.ErrNoRules),
 		errors.Is(err, errConfig), errors.Is(err, cdb.ErrCorrupt): // a look-up in a corrupt rules CDB
 		return qmail.ExitConfigError
-	case errors.Is(err, header.ErrFieldTooLong), errors.Is(err, address.ErrLegacyTooLong):
+	case errors.Is(err, header.ErrFieldTooLong), errors.Is(err, address.ErrTooCostly):
 		// A limit: the field would need more memory than --max-field allows, or more
 		// work than a field of raw 8-bit bytes is given.
 		return qmail.ExitOutOfMemory

@@ -19,12 +19,14 @@ var memoryBudget uint64
 func limitMemory() { memoryBudget = cli.LimitMemory() }
 
 // Handling a sender field of n bytes takes up to about fieldCost*n bytes at once (the
-// readings and candidates of internal/address), on top of baseMemory for the program
-// itself (2.8 MiB of it the program's text, mapped from the file). Measured on linux/amd64
-// with fields full of addresses, encoded words and NULs, under a memory limit: peak RSS
-// 4.4 MiB plus 8 to 10 bytes per byte of the field.
+// readings and candidates of internal/address, and the look-ups' bookkeeping), on top of
+// baseMemory for the program itself (2.8 MiB of it the program's text, mapped from the
+// file). Measured on linux/amd64 with 256 KiB fields of the worst shapes found (dense
+// junk addresses, words a domain run joins, encoded words, NULs, right-to-left text):
+// peak RSS 4.4 MiB plus 13 to 33 bytes per byte of the field with GOGC=10, up to 43 with
+// the default; under softlimit -m 15000000 every one of them stays under 12 MB.
 const (
-	fieldCost     = 11
+	fieldCost     = 36
 	baseMemory    = 4608 << 10
 	minFieldLimit = 16 << 10
 )

@@ -12,11 +12,11 @@ func TestFieldLimit(t *testing.T) {
 		{0, 1 << 20, 1 << 20}, // no limit: --max-field as given
 		{0, 64 << 20, 64 << 20},
 		{180000000, 1 << 20, 1 << 20}, // pkgsrc's softlimit: room enough
-		{64000000, 8 << 20, 5389218},  // (64000000 - 4.5 MiB) / 11
-		{15000000, 1 << 20, 934673},   // the 2004 guide's softlimit
+		{64000000, 8 << 20, 1646705},  // (64000000 - 4.5 MiB) / 36
+		{15000000, 1 << 20, 285594},   // the 2004 guide's softlimit
 		{15000000, 4096, 4096},        // a smaller --max-field stays
-		{10000000, 1 << 20, 480128},
-		{5000000, 1 << 20, 25582},
+		{10000000, 1 << 20, 146705},
+		{5000000, 1 << 20, minFieldLimit},
 		{4800000, 1 << 20, minFieldLimit}, // below that: the floor
 		{2000000, 1 << 20, minFieldLimit}, // Life with qmail's (the program cannot even be loaded)
 		{1 << 62, 1 << 20, 1 << 20},

@@ -23,7 +23,7 @@ import (
 // every way readers decode a word), in visual order and without what a renderer draws as
 // nothing; for the readings of readers that drop control bytes or stop at the first NUL;
 // and, for raw 8-bit bytes that are not UTF-8, decoded in each of [FallbackCharsets] (up
-// to [MaxLegacyValue]; a longer value is read without them, see [CandidatesIn]). An
+// to [MaxCostlyValue], as is visual order; see [CandidatesIn]). An
 // unqualified mailbox (Domain "") is returned only from angle brackets (<ceo>, or an
 // unclosed <ceo) or when it is the whole value, never from inside a display name or comment.
 // An '@' with nothing before it gives a candidate with an empty Local ("@ours.example", as
@@ -40,30 +40,35 @@ func Candidates(dst []Address, value []byte) []Address {
 // value is also read decoded in each of them. Any charset name known for encoded words
 // works; an unknown one, UTF-8 or "" adds no reading.
 //
-// A value longer than MaxLegacyValue that holds such bytes is read as it is only, and
-// returned with [ErrLegacyTooLong]: its candidates are real ones, but not all of them, so
-// the caller fails closed.
+// A value longer than MaxCostlyValue that holds such bytes, or right-to-left text, is
+// not read in those charsets, or in visual order, and is returned with [ErrTooCostly]:
+// its candidates are real ones, but not all of them, so the caller fails closed.
 func CandidatesIn(dst []Address, value []byte, declared []string) ([]Address, error) {
-	c := collector{out: dst, base: len(dst)}
-	if !c.readings(value) || utf8.Valid(value) {
-		return c.out, nil
+	c := collector{out: dst, base: len(dst), long: len(value) > MaxCostlyValue}
+	if c.readings(value) && !utf8.Valid(value) {
+		if c.long {
+			c.tooCostly = true
+		} else {
+			c.decodings(value, declared)
+		}
 	}
-	if len(value) > MaxLegacyValue {
-		return c.out, ErrLegacyTooLong
+	if c.tooCostly {
+		return c.out, ErrTooCostly
 	}
-	c.decodings(value, declared)
 	return c.out, nil
 }
 
-// MaxLegacyValue is the longest value with raw 8-bit bytes that are not UTF-8 that is
-// read in every charset. Each decoding can multiply the candidates of such bytes (a
-// value of junk addresses has ten times as many, and a megabyte of it cost seconds); no
+// MaxCostlyValue is the longest value read in the costly ways: with raw 8-bit bytes
+// that are not UTF-8, in every charset (each decoding can multiply its candidates: a
+// value of junk addresses has ten times as many, and a megabyte of it cost seconds), and
+// with right-to-left text in a reading, in visual order (the bidi algorithm holds some
+// hundred bytes per byte: a megabyte would take seconds and a hundred megabytes). No
 // honest sender field comes near it.
-const MaxLegacyValue = 8 << 10
+const MaxCostlyValue = 8 << 10
 
-// ErrLegacyTooLong is returned by [CandidatesIn] for a value over MaxLegacyValue with
-// raw 8-bit bytes that are not UTF-8.
-var ErrLegacyTooLong = errors.New("address: a sender field over 8 KiB with raw 8-bit bytes that are not UTF-8 is too long to read in every charset")
+// ErrTooCostly is returned by [CandidatesIn] for a value over MaxCostlyValue that needs a
+// costly reading.
+var ErrTooCostly = errors.New("address: a sender field over 8 KiB with raw 8-bit bytes or right-to-left text is too long to read in every way a reader could")
 
 // FallbackCharsets are the charsets raw 8-bit header bytes that are not UTF-8 are always
 // read in too, whatever the message declares: a reader decodes them in its own fallback
@@ -82,6 +87,8 @@ type collector struct {
 	seen map[string]struct{} // keys of out[base:], once there are many
 	key  []byte
 	ext  extractor
+	// long: the value is over MaxCostlyValue; tooCostly: so a reading was left out.
+	long, tooCostly bool
 }
 
 // linearDedupe is the number of candidates up to which duplicates are found by comparing
@@ -172,6 +179,10 @@ func (c *collector) readings(v []byte) (eightBit bool) {
 	}
 	for i, n := 0, len(texts); i < n; i++ {
 		if feats[i]&fBidi != 0 {
+			if c.long {
+				c.tooCostly = true // see MaxCostlyValue
+				continue
+			}
 			for _, d := range []bidi.Direction{bidi.LeftToRight, bidi.RightToLeft} {
 				if vis, ok := visualOrder(texts[i], d); ok {
 					reading(vis)

@@ -322,16 +322,16 @@ func TestCandidatesCharsets(t *testing.T) {
 			}
 		})
 	}
-	// Past MaxLegacyValue such a value is read as it is only, and says so.
-	long := []byte(strings.Repeat("x", MaxLegacyValue) + " ceo\x81\x97ours.example, a@partner.example")
+	// Past MaxCostlyValue such a value is read as it is only, and says so.
+	long := []byte(strings.Repeat("x", MaxCostlyValue) + " ceo\x81\x97ours.example, a@partner.example")
 	got, err := CandidatesIn(nil, long, nil)
-	if !errors.Is(err, ErrLegacyTooLong) || !slices.Contains(got, A("a", "partner.example")) || slices.Contains(got, A("ceo", "ours.example")) {
-		t.Errorf("CandidatesIn(%d bytes) = %q, %v; want the raw reading and ErrLegacyTooLong", len(long), got, err)
+	if !errors.Is(err, ErrTooCostly) || !slices.Contains(got, A("a", "partner.example")) || slices.Contains(got, A("ceo", "ours.example")) {
+		t.Errorf("CandidatesIn(%d bytes) = %q, %v; want the raw reading and ErrTooCostly", len(long), got, err)
 	}
 	tail := " ceo\x81\x97ours.example"
-	atLimit := []byte(strings.Repeat("x", MaxLegacyValue-len(tail)) + tail)
+	atLimit := []byte(strings.Repeat("x", MaxCostlyValue-len(tail)) + tail)
 	if got, err := CandidatesIn(nil, atLimit, nil); err != nil || !slices.Contains(got, A("ceo", "ours.example")) {
-		t.Errorf("CandidatesIn(%d bytes) = %q, %v: a value of MaxLegacyValue bytes is read in every charset", len(atLimit), got, err)
+		t.Errorf("CandidatesIn(%d bytes) = %q, %v: a value of MaxCostlyValue bytes is read in every charset", len(atLimit), got, err)
 	}
 	// Valid UTF-8 and 7-bit values are read as they are only.
 	for _, v := range []string{"Ren\u00e9 <rene@partner.example>", "x@evil.example"} {
@@ -353,5 +353,22 @@ func TestDecodeUTF7(t *testing.T) {
 		if got := string(decodeUTF7(nil, []byte(in))); got != want {
 			t.Errorf("decodeUTF7(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// TestCostlyLimit: a value over MaxCostlyValue that needs visual order is read without it,
+// and says so; one within the limit is read in visual order.
+func TestCostlyLimit(t *testing.T) {
+	rlo := "\"\u202eelpmaxe.sruo@oec\u202c\" <x@evil.example>"
+	if got, err := CandidatesIn(nil, []byte(rlo), nil); err != nil || !slices.Contains(got, A("ceo", "ours.example")) {
+		t.Errorf("CandidatesIn(%q) = %q, %v; want ceo@ours.example", rlo, got, err)
+	}
+	long := []byte(strings.Repeat("a@partner.example, ", MaxCostlyValue/19+1) + rlo)
+	got, err := CandidatesIn(nil, long, nil)
+	if !errors.Is(err, ErrTooCostly) || !slices.Contains(got, A("x", "evil.example")) {
+		t.Errorf("CandidatesIn(%d bytes of right-to-left text) = %d candidates, %v; want the readings but visual order, and ErrTooCostly", len(long), len(got), err)
+	}
+	if got, err := CandidatesIn(nil, bytes.Repeat([]byte("a@partner.example, "), MaxCostlyValue), nil); err != nil || len(got) != 1 {
+		t.Errorf("a long value without right-to-left text or 8-bit bytes: %d candidates, %v; want 1, nil", len(got), err)
 	}
 }

@@ -439,6 +439,15 @@ var charsets = sync.OnceValue(func() *charsetTable {
 		}
 	}
 	rare(utf7{}, "utf-7", "unicode-1-1-utf-7", "csunicode11utf7")
+	// Latin-1 and Latin-5 as the web reads them (their Windows supersets) and as Python
+	// and iconv do: 0x80-0x9f are C1 controls there, which a renderer draws as nothing
+	// (found by FuzzReaders: Python shows "examR\xc1\x9dple" as examRÁple).
+	for _, n := range []string{"iso-8859-1", "latin1", "l1", "iso-ir-100", "cp819", "ibm819", "iso_8859-1:1987", "iso8859-1"} {
+		multi[charsetKey([]byte(n))] = []encoding.Encoding{charmap.Windows1252, charmap.ISO8859_1}
+	}
+	for _, n := range []string{"iso-8859-9", "latin5", "l5", "iso-ir-148", "iso8859-9"} {
+		multi[charsetKey([]byte(n))] = []encoding.Encoding{charmap.Windows1254, charmap.ISO8859_9}
+	}
 	// ISO-2022-JP's extensions start with the same designations; what x/text cannot
 	// decode is kept as bytes. ISO-2022-KR and -CN shift into a double-byte set.
 	rare(japanese.ISO2022JP, "iso-2022-jp-1", "iso-2022-jp-2", "iso-2022-jp-3", "iso-2022-jp-2004", "iso-2022-jp-ext", "csiso2022jp2")
@@ -464,7 +473,9 @@ var charsets = sync.OnceValue(func() *charsetTable {
 	rare(utf32.UTF32(utf32.LittleEndian, utf32.IgnoreBOM), "utf-32le", "ucs-4le")
 	single := make(map[string][]encoding.Encoding, len(m))
 	for k, e := range m {
-		single[k] = []encoding.Encoding{e}
+		if _, ok := multi[k]; !ok { // a name with several readings has them all
+			single[k] = []encoding.Encoding{e}
+		}
 	}
 	return &charsetTable{single: single, multi: multi,
 		unknown: []encoding.Encoding{nil, utf7{}, le16, be16, le32, be32, charmap.CodePage037}}
