@@ -193,6 +193,9 @@ func (c *collector) readings(v []byte) (eightBit bool) {
 	for _, t := range texts {
 		c.scan(t, structured)
 		c.scan(t, transparent)
+		if bytes.Count(t, []byte("<")) >= 2 {
+			c.jsmime(t)
+		}
 	}
 	return eightBit
 }
@@ -789,6 +792,77 @@ func (c *collector) scan(text []byte, m mode) {
 			e.endChain()
 			e.runStart, e.dirty = l.pos, false
 		}
+	}
+}
+
+// jsmime adds the addresses Thunderbird's parser (jsmime's parseAddressingHeader) builds:
+// it keeps one address per mailbox, up to a ',' or ';', and appends to it everything in
+// angle brackets, a second pair of them included, and what follows an '@' outside them;
+// a word is preceded by a space only when the one before it did not end at a delimiter
+// or begin with a dot. So "CEO <ceo@ours> <.example>" shows as ceo@ours.example. It
+// matters only with two '<' in the text (one '<' inside another starts the address
+// afresh). The address is cut at its last '@'; what is not a domain after it is dropped by
+// addTrimmed.
+func (c *collector) jsmime(text []byte) {
+	l := lexer{text: text, mode: structured}
+	addr, local := c.ext.domBuf[:0], c.ext.domLocal[:0]
+	inAngle, needsSpace, prevEnd := false, false, -1
+	commit := func() {
+		if at := bytes.LastIndexByte(addr, '@'); at >= 0 {
+			c.ext.addTrimmed(addr[:at], addr[at+1:])
+		}
+		addr, local, inAngle, needsSpace = addr[:0], local[:0], false, false
+	}
+	for {
+		t := l.next()
+		switch t.kind {
+		case tokEOF:
+			commit()
+			c.ext.domBuf, c.ext.domLocal = addr, local
+			return
+		case tokOther:
+			if b := text[t.start]; b == ',' || b == ';' {
+				commit()
+			}
+			needsSpace = false
+		case tokLT:
+			if inAngle {
+				addr = addr[:0] // what came before is the display name
+			}
+			inAngle, needsSpace = true, false
+		case tokGT:
+			inAngle, needsSpace = false, false
+		case tokAt:
+			if !inAngle {
+				addr, local, inAngle = append(addr[:0], local...), local[:0], true
+			}
+			addr, needsSpace = append(addr, '@'), false
+		case tokColon:
+			local, needsSpace = local[:0], false
+		default: // a word or a dot: one jsmime token with the ones glued to it
+			word := text[t.start:t.end]
+			if t.kind == tokQuoted {
+				word = text[t.cs:t.ce]
+			}
+			glued := !t.gap && t.start == prevEnd
+			dot := len(word) > 0 && word[0] == '.'
+			sp := !glued && needsSpace && !dot
+			if inAngle {
+				if sp {
+					addr = append(addr, ' ')
+				}
+				addr = append(addr, word...)
+			} else {
+				if sp {
+					local = append(local, ' ')
+				}
+				local = append(local, word...)
+			}
+			if !glued {
+				needsSpace = !dot
+			}
+		}
+		prevEnd = l.pos
 	}
 }
 

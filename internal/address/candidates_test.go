@@ -178,7 +178,7 @@ func TestCandidatesDedupeMany(t *testing.T) {
 	var b bytes.Buffer
 	for range 3 {
 		for i := range 3 * linearDedupe {
-			fmt.Fprintf(&b, "<u%d@x.example> ", i)
+			fmt.Fprintf(&b, "<u%d@x.example>, ", i) // commas: jsmime glues angle-addrs without
 		}
 	}
 	got := Candidates(nil, b.Bytes())
@@ -260,6 +260,10 @@ var issue12Tests = []struct {
 	{"joined domain words", "ceo@ours.exam ple", A("ceo", "ours.example")},
 	{"joined domain words in angles", "CEO <ceo@ours .exam ple>", A("ceo", "ours.example")},
 	{"domain glued after a colon", "CEO <ceo@ours.exam: ple>", A("ceo", "ours.example")},
+	// jsmime appends a second pair of angle brackets to the address (found by FuzzReaders).
+	{"jsmime: two angle-addrs glued", "CEO <ceo@ours> <.example>", A("ceo", "ours.example")},
+	{"jsmime: angle-addrs glued across a name", "CEO <ceo@ours.exam> x <ple>", A("ceo", "ours.example")},
+	{"jsmime: glued across a comment", `"x" <ceo@ours> (c) <.example>`, A("ceo", "ours.example")},
 	{"domain glued after a colon, dot next", "<ceo@ours: .example>", A("ceo", "ours.example")},
 	{"joined domain and local words", "c eo@ours.exam ple, x@evil.example", A("ceo", "ours.example")},
 	{"stray gt joined", `ceo@>ours.example`, A("ceo", "ours.example")},
