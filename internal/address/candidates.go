@@ -64,11 +64,11 @@ func CandidatesIn(dst []Address, value []byte, declared []string) ([]Address, er
 // with right-to-left text in a reading, in visual order (the bidi algorithm holds some
 // hundred bytes per byte: a megabyte would take seconds and a hundred megabytes). No
 // honest sender field comes near it.
-const MaxCostlyValue = 8 << 10
+const MaxCostlyValue = 16 << 10
 
 // ErrTooCostly is returned by [CandidatesIn] for a value over MaxCostlyValue that needs a
 // costly reading.
-var ErrTooCostly = errors.New("address: a sender field over 8 KiB with raw 8-bit bytes or right-to-left text is too long to read in every way a reader could")
+var ErrTooCostly = errors.New("address: a sender field over 16 KiB with raw 8-bit bytes or right-to-left text is too long to read in every way a reader could")
 
 // FallbackCharsets are the charsets raw 8-bit header bytes that are not UTF-8 are always
 // read in too, whatever the message declares: a reader decodes them in its own fallback
