@@ -262,6 +262,7 @@ var issue12Tests = []struct {
 	{"domain glued after a colon", "CEO <ceo@ours.exam: ple>", A("ceo", "ours.example")},
 	// jsmime appends a second pair of angle brackets to the address (found by FuzzReaders).
 	{"jsmime: two angle-addrs glued", "CEO <ceo@ours> <.example>", A("ceo", "ours.example")},
+	{"unclosed Q word beginning =XX (Python)", "=?utf-8?q?=63eo=40ours.example", A("ceo", "ours.example")},
 	{"jsmime: angle-addrs glued across a name", "CEO <ceo@ours.exam> x <ple>", A("ceo", "ours.example")},
 	{"jsmime: glued across a comment", `"x" <ceo@ours> (c) <.example>`, A("ceo", "ours.example")},
 	{"domain glued after a colon, dot next", "<ceo@ours: .example>", A("ceo", "ours.example")},

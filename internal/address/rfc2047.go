@@ -93,6 +93,14 @@ func (p *wordParser) parse(i int) (encodedWord, bool) {
 	t := k + 3
 	e := p.endAt(t)
 	if e < 0 {
+		// Python's policy.default takes the "?=" that the '?' before the text and a text
+		// beginning "=XX" make for the end of the word, finds no other, and so decodes the
+		// text up to the end of the value: "=?utf-8?q?=63eo=40ours.example" shows as
+		// "ceo@ours.example" (found by FuzzReaders).
+		if t+2 < len(src) && src[t] == '=' && isHex(src[t+1]) && isHex(src[t+2]) {
+			w.text, w.end = src[t:], len(src)
+			return w, true
+		}
 		return w, false
 	}
 	w.text = src[t:e]
