@@ -171,6 +171,10 @@ func (c *collector) readings(v []byte) (eightBit bool) {
 			out, _ := decodeEncodedWords(nil, t, decodeOptions{lowBytes: true})
 			reading(out)
 		}
+		if res.midPad {
+			out, _ := decodeEncodedWords(nil, t, decodeOptions{padStop: true})
+			reading(out)
+		}
 	}
 	for i, n := 0, len(texts); i < n; i++ {
 		if feats[i]&fStrayGT != 0 {

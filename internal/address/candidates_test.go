@@ -263,6 +263,7 @@ var issue12Tests = []struct {
 	// jsmime appends a second pair of angle brackets to the address (found by FuzzReaders).
 	{"jsmime: two angle-addrs glued", "CEO <ceo@ours> <.example>", A("ceo", "ours.example")},
 	{"unclosed Q word beginning =XX (Python)", "=?utf-8?q?=63eo=40ours.example", A("ceo", "ours.example")},
+	{"B text cut at a padding inside (Python, mutt)", "=?UTF-8?B?Y2VvQG91cnMuZXhhbXBsZQ==Zm9v?= <x@evil.example>", A("ceo", "ours.example")},
 	{"jsmime: angle-addrs glued across a name", "CEO <ceo@ours.exam> x <ple>", A("ceo", "ours.example")},
 	{"jsmime: glued across a comment", `"x" <ceo@ours> (c) <.example>`, A("ceo", "ours.example")},
 	{"jsmime: glued after a colon, spaced after", "ceo@ours.exam: ple x", A("ceo", "ours.example")},

@@ -124,6 +124,9 @@ type decodeOptions struct {
 	// UTF-8 first (a bad byte is U+FFFD), and each character of the encoded text then
 	// stands for the low byte of its code point (U+0172, bytes C5 B2, is 'r').
 	lowBytes bool
+	// padStop ends B text at its first '=', as Python and mutt do, instead of reading on
+	// after padding in the middle ("Y2VvQG9=cnMu" is ceo@o to them, ceo@ors. otherwise).
+	padStop bool
 }
 
 // decodeResult says which other readings [decodeEncodedWords] would give.
@@ -131,6 +134,7 @@ type decodeResult struct {
 	joinedFWS bool // white space between adjacent words was dropped
 	eightBit  bool // a Q text holds 8-bit bytes
 	readings  int  // the most decodings any charset of the value has
+	midPad    bool // a B text goes on after a '='
 }
 
 // decodeEncodedWords appends to dst the text of src with every encoded word decoded. White
@@ -181,6 +185,13 @@ func decodeEncodedWords(dst, src []byte, opt decodeOptions) ([]byte, decodeResul
 		}
 		switch {
 		case w.b:
+			if k := bytes.IndexByte(w.text, '='); k >= 0 && bytes.ContainsFunc(w.text[k:], isBase64Rune) {
+				res.midPad = true
+				if opt.padStop {
+					raw = appendBase64(raw, w.text[:k])
+					break
+				}
+			}
 			raw = appendBase64(raw, w.text)
 		case !isASCIIBytes(w.text):
 			res.eightBit = true
@@ -255,6 +266,10 @@ func unhex(c byte) byte {
 // appendBase64 decodes B text leniently: characters outside the alphabet are skipped (the
 // URL-safe '-' and '_' count as '+' and '/'), '=' ends a quantum wherever it is, and a
 // quantum cut short keeps the bytes it has.
+func isBase64Rune(r rune) bool {
+	return 'A' <= r && r <= 'Z' || 'a' <= r && r <= 'z' || '0' <= r && r <= '9' || r == '+' || r == '/'
+}
+
 func appendBase64(dst, text []byte) []byte {
 	var q [4]byte
 	n := 0
