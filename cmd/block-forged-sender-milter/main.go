@@ -235,9 +235,9 @@ func entryRecord(en milter.Entry, mode policy.Mode) *cli.Record {
 		Stage:      string(en.Stage),
 		Verdict:    string(en.Verdict),
 		Mode:       mode,
-		Sender:     en.Sender,
+		Sender:     unbracket(en.Sender),
 		HaveSender: true,
-		Rcpts:      en.Recipients,
+		Rcpts:      unbracketAll(en.Recipients),
 		Host:       en.ClientHost,
 		Auth:       en.AuthUser,
 		MsgID:      en.MessageID,
@@ -252,6 +252,23 @@ func entryRecord(en milter.Entry, mode policy.Mode) *cli.Record {
 		r.Client = en.ClientIP.String()
 	}
 	return r
+}
+
+// unbracket is an envelope address as the MTA passes it (<a@b>, <> for the null sender)
+// as the qmail modes log it: a@b, or "" for the null sender (logged as <>).
+func unbracket(a string) string {
+	if len(a) >= 2 && a[0] == '<' && a[len(a)-1] == '>' {
+		return a[1 : len(a)-1]
+	}
+	return a
+}
+
+func unbracketAll(as []string) []string {
+	out := make([]string, len(as))
+	for i, a := range as {
+		out[i] = unbracket(a)
+	}
+	return out
 }
 
 // defaultHost qualifies unqualified addresses in milter mode: --default-host, else the

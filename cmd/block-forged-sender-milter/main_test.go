@@ -16,6 +16,9 @@ import (
 	"time"
 
 	lib "github.com/d--j/go-milter"
+
+	"block-forged-sender/internal/milter"
+	"block-forged-sender/internal/policy"
 )
 
 // milterDaemon is the built program running "milter" on a unix socket.
@@ -421,4 +424,16 @@ func hasFields(line, want string) bool {
 		}
 	}
 	return true
+}
+
+// TestEntryRecordAddresses: the envelope addresses Postfix and Sendmail pass in angle
+// brackets are logged as the qmail modes log them.
+func TestEntryRecordAddresses(t *testing.T) {
+	r := entryRecord(milter.Entry{Sender: "<bounce@lure-mailer.example>", Recipients: []string{"<a@acme-corp.example>", "b@acme-corp.example"}}, policy.ModeReject)
+	if r.Sender != "bounce@lure-mailer.example" || strings.Join(r.Rcpts, " ") != "a@acme-corp.example b@acme-corp.example" {
+		t.Errorf("sender %q, rcpts %q", r.Sender, r.Rcpts)
+	}
+	if r := entryRecord(milter.Entry{Sender: "<>"}, policy.ModeReject); r.Sender != "" || !r.HaveSender {
+		t.Errorf("the null sender: %q (%v), want \"\", logged as <>", r.Sender, r.HaveSender)
+	}
 }
