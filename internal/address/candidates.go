@@ -174,6 +174,8 @@ func (c *collector) readings(v []byte) (eightBit bool) {
 		if res.midPad {
 			out, _ := decodeEncodedWords(nil, t, decodeOptions{padStop: true})
 			reading(out)
+			out, _ = decodeEncodedWords(nil, t, decodeOptions{padZero: true})
+			reading(out)
 		}
 	}
 	for i, n := 0, len(texts); i < n; i++ {

@@ -264,6 +264,7 @@ var issue12Tests = []struct {
 	{"jsmime: two angle-addrs glued", "CEO <ceo@ours> <.example>", A("ceo", "ours.example")},
 	{"unclosed Q word beginning =XX (Python)", "=?utf-8?q?=63eo=40ours.example", A("ceo", "ours.example")},
 	{"B text cut at a padding inside (Python, mutt)", "=?UTF-8?B?Y2VvQG91cnMuZXhhbXBsZQ==Zm9v?= <x@evil.example>", A("ceo", "ours.example")},
+	{"B text padding inside read as zero bits (postal-mime)", "=?UTF-8?B?Y2VvQG9=cnMuZXhhbXBsZQ1=?= <x@ev>", A("o", "rs.example")},
 	{"jsmime: angle-addrs glued across a name", "CEO <ceo@ours.exam> x <ple>", A("ceo", "ours.example")},
 	{"jsmime: glued across a comment", `"x" <ceo@ours> (c) <.example>`, A("ceo", "ours.example")},
 	{"jsmime: glued after a colon, spaced after", "ceo@ours.exam: ple x", A("ceo", "ours.example")},

@@ -127,6 +127,9 @@ type decodeOptions struct {
 	// padStop ends B text at its first '=', as Python and mutt do, instead of reading on
 	// after padding in the middle ("Y2VvQG9=cnMu" is ceo@o to them, ceo@ors. otherwise).
 	padStop bool
+	// padZero reads such a '=' as 'A' (six zero bits) and goes on, as postal-mime does
+	// ("Y2VvQG9=cnMu" is ceo@o@rs. to it).
+	padZero bool
 }
 
 // decodeResult says which other readings [decodeEncodedWords] would give.
@@ -189,6 +192,17 @@ func decodeEncodedWords(dst, src []byte, opt decodeOptions) ([]byte, decodeResul
 				res.midPad = true
 				if opt.padStop {
 					raw = appendBase64(raw, w.text[:k])
+					break
+				}
+				if opt.padZero {
+					t := bytes.Clone(w.text)
+					last := bytes.LastIndexFunc(t, isBase64Rune)
+					for i := k; i < last; i++ {
+						if t[i] == '=' {
+							t[i] = 'A'
+						}
+					}
+					raw = appendBase64(raw, t)
 					break
 				}
 			}
