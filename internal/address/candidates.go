@@ -867,8 +867,10 @@ func (c *collector) jsmime(text []byte) {
 			if !glued {
 				needsSpace = !dot
 			}
+			prevEnd = l.pos
+			continue
 		}
-		prevEnd = l.pos
+		prevEnd = -1 // a word right after a delimiter starts a new token
 	}
 }
 
