@@ -42,6 +42,12 @@ func FuzzScan(f *testing.F) {
 				t.Fatalf("%s read gives\n%s whole read gives\n%s", s.name, formatFields(res.fields), formatFields(whole.fields))
 			}
 		}
+		// Holding a Message-ID or Content-Type for Options.Info changes no reading.
+		info := opt
+		info.Info = func(string, []byte) {}
+		if res := run(msg, info, sp[1].wrap); res.err != whole.err || whole.err == nil && !reflect.DeepEqual(res.fields, whole.fields) {
+			t.Fatalf("with Info: %v\n%s without: %v\n%s", res.err, formatFields(res.fields), whole.err, formatFields(whole.fields))
+		}
 	})
 }
 

@@ -313,7 +313,7 @@ func (s *scanner) run(p []byte) (int, error) {
 				continue
 			}
 		}
-		if (s.st == sSkip && !s.crOn) || s.st == sValue || s.st == sInfo {
+		if (s.st == sSkip || s.st == sInfo) && !s.crOn || s.st == sValue {
 			if lf < i {
 				lf = indexFrom(p, i, '\n')
 			}
@@ -384,8 +384,13 @@ func (s *scanner) byte(b byte) error {
 			s.lineNul = nulOther
 		}
 		return s.feedCR(b)
-	case sValue, sInfo:
+	case sValue:
 		return s.hold([]byte{b})
+	case sInfo:
+		if err := s.hold([]byte{b}); err != nil {
+			return err
+		}
+		return s.feedCR(b) // a field begun after a bare CR inside it, for those readers
 	}
 	return nil
 }
@@ -454,6 +459,9 @@ func (s *scanner) feedCR(b byte) error {
 	case nameColon:
 		s.crOn = false
 		if canon, ok := s.crName.name(s.all, false); ok {
+			if s.st == sInfo {
+				s.reportInfo() // what was held of it, the nested field's name included
+			}
 			return s.holdField(canon, true)
 		}
 	case nameNot:
@@ -545,7 +553,12 @@ func (s *scanner) bareCR(blank bool) error {
 		if !blank {
 			s.startCRName()
 		}
-	case sValue, sInfo:
+	case sValue:
+		return s.hold([]byte{'\r'})
+	case sInfo:
+		if !blank {
+			s.startCRName()
+		}
 		return s.hold([]byte{'\r'})
 	}
 	return nil

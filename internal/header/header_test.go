@@ -124,6 +124,10 @@ var scanCases = []scanCase{
 	// A bare CR inside a real field: kept for readers that end lines at LF alone, the
 	// value cut there for the others.
 	{name: "bare CR inside From value kept", in: "From: a@ext\r@ours\n", want: []got{from("a@ext\r@ours"), from("a@ext")}},
+	{name: "bare CR From inside Message-ID", in: "Message-ID: <x@y>\rFrom: noc@ours\n", want: []got{from("noc@ours")}},
+	{name: "bare CR From inside Content-Type", in: "Content-Type: text/plain\rFrom: noc@ours\nFrom: a@ext\n\n",
+		want: []got{from("noc@ours"), from("a@ext")}},
+	{name: "bare CR fold inside Message-ID", in: "Message-ID: <x@y>\r From: noc@ours\n"},
 	{name: "bare CR From inside From", in: "From: a@ext\rFrom: noc@ours\n",
 		want: []got{from("a@ext\rFrom: noc@ours"), from("a@ext"), from("noc@ours")}},
 	{name: "bare CR then blank is a fold", in: "From: a\r\tb@ours\n", want: []got{from("a\tb@ours")}},
@@ -203,6 +207,11 @@ func TestScan(t *testing.T) {
 					t.Errorf("%s: fields\n%s want\n%s", sp.name, formatFields(res.fields), formatFields(tc.want))
 				}
 				checkCopy(t, in, res)
+				// Holding a Message-ID or Content-Type for Options.Info changes no reading.
+				withInfo := run(in, Options{AllSenderFields: tc.all, Info: func(string, []byte) {}}, sp.wrap)
+				if !reflect.DeepEqual(withInfo.fields, tc.want) {
+					t.Errorf("%s, with Info: fields\n%s want\n%s", sp.name, formatFields(withInfo.fields), formatFields(tc.want))
+				}
 				if res.n < int64(head) {
 					t.Errorf("%s: n = %d, want at least the header, %d", sp.name, res.n, head)
 				}
