@@ -199,7 +199,7 @@ func (c *collector) readings(v []byte) (eightBit bool) {
 	for _, t := range texts {
 		c.scan(t, structured)
 		c.scan(t, transparent)
-		if bytes.IndexByte(t, ':') >= 0 || bytes.Count(t, []byte("<")) >= 2 {
+		if bytes.IndexByte(t, ':') >= 0 || bytes.IndexByte(t, ')') >= 0 || bytes.Count(t, []byte("<")) >= 2 {
 			c.jsmime(t)
 		}
 	}
@@ -806,8 +806,9 @@ func (c *collector) scan(text []byte, m mode) {
 // angle brackets, a second pair of them included, and what follows an '@' outside them;
 // a word is preceded by a space only when the one before it did not end at a delimiter
 // or begin with a dot. So "CEO <ceo@ours> <.example>" shows as ceo@ours.example, and
-// "ceo@ours.Received: from x" as ceo@ours.Receivedfrom x. It matters only with two '<'
-// in the text (one '<' inside another starts the address afresh) or a ':'. The address is cut at its last '@'; what is not a domain after it is dropped by
+// "ceo@ours.Received: from x" as ceo@ours.Receivedfrom x, and "ceo (boss) @ )hq" as
+// ceo@hq (a ')' outside a comment is skipped). It matters only with two '<' in the text
+// (one '<' inside another starts the address afresh), a ':' or a ')'. The address is cut at its last '@'; what is not a domain after it is dropped by
 // addTrimmed.
 func (c *collector) jsmime(text []byte) {
 	l := lexer{text: text, mode: structured}

@@ -78,7 +78,9 @@ var candidateTests = []struct {
 		[]Address{A("Treasury <treasury@acme-corp.example>", ""), A("treasury", "acme-corp.example")}},
 	{"unclosed quote after", `<x@evil.example> "ceo@our.example`, []Address{A("x", "evil.example"), A("ceo", "our.example")}},
 	{"unclosed comment", `x@evil.example (ceo@our.example`, []Address{A("x", "evil.example"), A("ceo", "our.example")}},
-	{"stray close paren", `x@evil.example) ceo@our.example`, []Address{A("x", "evil.example"), A("ceo", "our.example")}},
+	// jsmime skips the ')' and glues on what follows: x@evil.exampleceo@our.example.
+	{"stray close paren", `x@evil.example) ceo@our.example`, []Address{A("x", "evil.example"), A("ceo", "our.example"),
+		A("x@evil.exampleceo", "our.example"), A("evil.exampleceo", "our.example")}},
 	{"unclosed literal", `ceo@[our.example`, []Address{A("ceo", "our.example")}},
 
 	// RFC 2047.
@@ -265,6 +267,8 @@ var issue12Tests = []struct {
 	{"unclosed Q word beginning =XX (Python)", "=?utf-8?q?=63eo=40ours.example", A("ceo", "ours.example")},
 	{"B text cut at a padding inside (Python, mutt)", "=?UTF-8?B?Y2VvQG91cnMuZXhhbXBsZQ==Zm9v?= <x@evil.example>", A("ceo", "ours.example")},
 	{"B text padding inside read as zero bits (postal-mime)", "=?UTF-8?B?Y2VvQG9=cnMuZXhhbXBsZQ1=?= <x@ev>", A("o", "rs.example")},
+	{"jsmime: a stray ')' after the at skipped", "ceo (boss) @ )ours.example( o", A("ceo", "ours.example")},
+	{"jsmime: a word after a comma is a new token", "m: a@x.me,phi sher@scam.example", A("phi sher", "scam.example")},
 	{"jsmime: angle-addrs glued across a name", "CEO <ceo@ours.exam> x <ple>", A("ceo", "ours.example")},
 	{"jsmime: glued across a comment", `"x" <ceo@ours> (c) <.example>`, A("ceo", "ours.example")},
 	{"jsmime: glued after a colon, spaced after", "ceo@ours.exam: ple x", A("ceo", "ours.example")},
