@@ -199,7 +199,7 @@ func (c *collector) readings(v []byte) (eightBit bool) {
 	for _, t := range texts {
 		c.scan(t, structured)
 		c.scan(t, transparent)
-		if bytes.IndexByte(t, ':') >= 0 || bytes.IndexByte(t, ')') >= 0 || bytes.Count(t, []byte("<")) >= 2 {
+		if needsJsmime(t) {
 			c.jsmime(t)
 		}
 	}
@@ -681,6 +681,7 @@ type extractor struct {
 	domJoinedLocal []byte
 	domJoinedOn    bool
 	domBuf         []byte
+	jsName         []byte // jsmime's display name (see jsmime)
 
 	inAngle  bool // after '<'
 	clean    bool // inside the angle brackets only a route and one chain so far
@@ -807,25 +808,34 @@ func (c *collector) scan(text []byte, m mode) {
 // a word is preceded by a space only when the one before it did not end at a delimiter
 // or begin with a dot. So "CEO <ceo@ours> <.example>" shows as ceo@ours.example, and
 // "ceo@ours.Received: from x" as ceo@ours.Receivedfrom x, and "ceo (boss) @ )hq" as
-// ceo@hq (a ')' outside a comment is skipped). It matters only with two '<' in the text
-// (one '<' inside another starts the address afresh), a ':' or a ')'. The address is cut at its last '@'; what is not a domain after it is dropped by
+// ceo@hq (a ')' outside a comment is skipped). The display name is what is outside angle
+// brackets, or an address a second '<' turned into one, with words after the '>' appended:
+// "=?UTF-8?B?Y2VvQG91cnMuZXhhbXBsZQ==?= <x@evil>c" shows the name ceo@ours.examplec. See
+// needsJsmime for when it matters. The address is cut at its last '@'; what is not a domain after it is dropped by
 // addTrimmed.
 func (c *collector) jsmime(text []byte) {
 	l := lexer{text: text, mode: structured}
-	addr, local := c.ext.domBuf[:0], c.ext.domLocal[:0]
+	addr, local, name := c.ext.domBuf[:0], c.ext.domLocal[:0], c.ext.jsName[:0]
 	inAngle, needsSpace, prevEnd := false, false, -1
+	closed, nameGlued := false, false // a '>' closed an angle; a word came after it
 	commit := func() {
 		if at := bytes.LastIndexByte(addr, '@'); at >= 0 {
 			c.ext.addTrimmed(addr[:at], addr[at+1:])
 		}
-		addr, local, inAngle, needsSpace = addr[:0], local[:0], false, false
+		// The name only when a word after a '>' was glued on: otherwise the other
+		// readings have its addresses.
+		if at := bytes.LastIndexByte(name, '@'); at >= 0 && nameGlued {
+			c.ext.addTrimmed(name[:at], name[at+1:])
+		}
+		addr, local, name, inAngle, needsSpace = addr[:0], local[:0], name[:0], false, false
+		closed, nameGlued = false, false
 	}
 	for {
 		t := l.next()
 		switch t.kind {
 		case tokEOF:
 			commit()
-			c.ext.domBuf, c.ext.domLocal = addr, local
+			c.ext.domBuf, c.ext.domLocal, c.ext.jsName = addr, local, name
 			return
 		case tokOther:
 			if b := text[t.start]; b == ',' || b == ';' {
@@ -834,18 +844,21 @@ func (c *collector) jsmime(text []byte) {
 			needsSpace = false
 		case tokLT:
 			if inAngle {
-				addr = addr[:0] // what came before is the display name
+				if len(addr) > 0 {
+					name = append(name[:0], addr...) // what came before is the display name
+				}
+				addr, local = addr[:0], local[:0]
 			}
 			inAngle, needsSpace = true, false
 		case tokGT:
-			inAngle, needsSpace = false, false
+			inAngle, needsSpace, closed = false, false, true
 		case tokAt:
 			if !inAngle {
-				addr, local, inAngle = append(addr[:0], local...), local[:0], true
+				addr, local, name, inAngle = append(addr[:0], local...), local[:0], name[:0], true
 			}
 			addr, needsSpace = append(addr, '@'), false
 		case tokColon:
-			local, needsSpace = local[:0], false
+			local, name, needsSpace = local[:0], name[:0], false
 		default: // a word or a dot: one jsmime token with the ones glued to it
 			word := text[t.start:t.end]
 			if t.kind == tokQuoted {
@@ -861,9 +874,10 @@ func (c *collector) jsmime(text []byte) {
 				addr = append(addr, word...)
 			} else {
 				if sp {
-					local = append(local, ' ')
+					local, name = append(local, ' '), append(name, ' ')
 				}
-				local = append(local, word...)
+				local, name = append(local, word...), append(name, word...)
+				nameGlued = nameGlued || closed
 			}
 			if !glued {
 				needsSpace = !dot
@@ -873,6 +887,16 @@ func (c *collector) jsmime(text []byte) {
 		}
 		prevEnd = -1 // a word right after a delimiter starts a new token
 	}
+}
+
+// needsJsmime reports whether jsmime may show an address in text that the other readings
+// miss: with two '<', a ':' or a ')' in it, or a word after its last '>'.
+func needsJsmime(text []byte) bool {
+	if bytes.IndexByte(text, ':') >= 0 || bytes.IndexByte(text, ')') >= 0 || bytes.Count(text, []byte("<")) >= 2 {
+		return true
+	}
+	i := bytes.LastIndexByte(text, '>')
+	return i >= 0 && len(bytes.Trim(text[i+1:], " \t,;")) > 0
 }
 
 // startDomainRun starts the domain run of the pending '@', unless it has started.

@@ -63,9 +63,12 @@ var candidateTests = []struct {
 		[]Address{A("m", "lure.example"), A("m.okafor", "acme-corp.example"), A("sentform.okafor", "acme-corp.example")}},
 	{"parens in quoted display name", `"Payroll (payroll@hq.acme-corp.example)" <x@evil.example>`,
 		[]Address{A("x", "evil.example"), A("payroll", "hq.acme-corp.example"), A("Payrollpayroll", "hq.acme-corp.example")}},
-	{"prose after angle", `<x@evil.example> on behalf of ceo@our.example`, []Address{A("x", "evil.example"), A("ceo", "our.example"), A("onbehalfofceo", "our.example")}},
+	// jsmime takes the words after the '>' for the local part of the '@' after them.
+	{"prose after angle", `<x@evil.example> on behalf of ceo@our.example`, []Address{A("x", "evil.example"), A("ceo", "our.example"),
+		A("onbehalfofceo", "our.example"), A("on behalf of ceo", "our.example")}},
 	{"prose ends in sentence", `<x@evil.example> for ceo@our.example. Thanks`,
-		[]Address{A("x", "evil.example"), A("ceo", "our.example.Thanks"), A("forceo", "our.example.Thanks"), A("ceo", "our.example."), A("forceo", "our.example.")}},
+		[]Address{A("x", "evil.example"), A("ceo", "our.example.Thanks"), A("forceo", "our.example.Thanks"), A("ceo", "our.example."), A("forceo", "our.example."),
+			A("for ceo", "our.example. Thanks"), A("for ceo", "our.example.")}},
 	{"prose sentence before", `Hi. ceo@our.example`, []Address{A("Hi.ceo", "our.example"), A("ceo", "our.example")}},
 	{"unquoted display name with at", `John @ Home <j@x.example>`, []Address{A("John", "Home"), A("j", "x.example")}},
 
@@ -267,6 +270,7 @@ var issue12Tests = []struct {
 	{"unclosed Q word beginning =XX (Python)", "=?utf-8?q?=63eo=40ours.example", A("ceo", "ours.example")},
 	{"B text cut at a padding inside (Python, mutt)", "=?UTF-8?B?Y2VvQG91cnMuZXhhbXBsZQ==Zm9v?= <x@evil.example>", A("ceo", "ours.example")},
 	{"B text padding inside read as zero bits (postal-mime)", "=?UTF-8?B?Y2VvQG9=cnMuZXhhbXBsZQ1=?= <x@ev>", A("o", "rs.example")},
+	{"jsmime: a word after the angle glued to the name", "=?UTF-8?B?Y2VvQG91cnMuZXhhbXBsZQ==?= <x@evil.example>c", A("ceo", "ours.examplec")},
 	{"jsmime: a stray ')' after the at skipped", "ceo (boss) @ )ours.example( o", A("ceo", "ours.example")},
 	{"jsmime: a word after a comma is a new token", "m: a@x.me,phi sher@scam.example", A("phi sher", "scam.example")},
 	{"jsmime: angle-addrs glued across a name", "CEO <ceo@ours.exam> x <ple>", A("ceo", "ours.example")},
