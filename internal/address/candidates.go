@@ -819,13 +819,11 @@ func (c *collector) jsmime(text []byte) {
 	inAngle, needsSpace, prevEnd := false, false, -1
 	closed, nameGlued := false, false // a '>' closed an angle; a word came after it
 	commit := func() {
-		if at := bytes.LastIndexByte(addr, '@'); at >= 0 {
-			c.ext.addTrimmed(addr[:at], addr[at+1:])
-		}
+		c.ext.addJsmime(addr)
 		// The name only when a word after a '>' was glued on: otherwise the other
 		// readings have its addresses.
-		if at := bytes.LastIndexByte(name, '@'); at >= 0 && nameGlued {
-			c.ext.addTrimmed(name[:at], name[at+1:])
+		if nameGlued {
+			c.ext.addJsmime(name)
 		}
 		addr, local, name, inAngle, needsSpace = addr[:0], local[:0], name[:0], false, false
 		closed, nameGlued = false, false
@@ -886,6 +884,22 @@ func (c *collector) jsmime(text []byte) {
 			continue
 		}
 		prevEnd = -1 // a word right after a delimiter starts a new token
+	}
+}
+
+// addJsmime adds the address jsmime shows as addr (unquoted), cut at its last '@'; when
+// nothing follows that '@', jsmime shows the rest quoted ("x@evil.example"@), which a
+// person reads as the address before it, cut at the '@' before.
+func (e *extractor) addJsmime(addr []byte) {
+	at := bytes.LastIndexByte(addr, '@')
+	if at < 0 {
+		return
+	}
+	e.addTrimmed(addr[:at], addr[at+1:])
+	if len(bytes.Trim(addr[at+1:], " \t")) == 0 {
+		if at2 := bytes.LastIndexByte(addr[:at], '@'); at2 >= 0 {
+			e.addTrimmed(addr[:at2], addr[at2+1:at])
+		}
 	}
 }
 
