@@ -358,8 +358,9 @@ func lookupCharset(charset []byte) encoding.Encoding {
 // A name with several readings: "utf-16" and "utf-32" without a byte-order mark (the
 // WHATWG encoding standard, and so Thunderbird, reads UTF-16 little-endian; others read it
 // big-endian, as RFC 2781 says). A name we do not know at all could be one a reader knows:
-// it is read as its bytes, and as UTF-7, UTF-16 and UTF-32 in both byte orders and EBCDIC,
-// the encodings in which an address does not show in the raw bytes.
+// it is read as its bytes, as Latin-1 (each byte one character, as postal-mime shows an
+// unknown charset), and as UTF-7, UTF-16 and UTF-32 in both byte orders and EBCDIC, the
+// encodings in which an address does not show in the raw bytes.
 //
 // The names are looked up in a table of our own rather than in x/text's htmlindex and
 // ianaindex: those build their indexes at package initialisation, which every message,
@@ -515,5 +516,5 @@ var charsets = sync.OnceValue(func() *charsetTable {
 		}
 	}
 	return &charsetTable{single: single, multi: multi,
-		unknown: []encoding.Encoding{nil, utf7{}, le16, be16, le32, be32, charmap.CodePage037}}
+		unknown: []encoding.Encoding{nil, charmap.ISO8859_1, utf7{}, le16, be16, le32, be32, charmap.CodePage037}}
 })
