@@ -194,6 +194,9 @@ func mailboxAddress(a string) (addr string, ok bool) {
 	}
 	if at < 0 {
 		// Unqualified: one word, with a letter or digit in it ("." or "--" is no name).
+		// A colon, semicolon or comma after it is punctuation to a person: postal-mime and
+		// mailparser show "<x1:" as x1: (a group's colon), read as x1.
+		a = strings.TrimRight(a, ":;,")
 		if strings.ContainsAny(a, " \"<>()") || strings.IndexFunc(a, func(r rune) bool { return unicode.IsLetter(r) || unicode.IsDigit(r) }) < 0 {
 			return "", false
 		}

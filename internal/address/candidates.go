@@ -893,6 +893,12 @@ func (c *collector) jsmime(text []byte) {
 func (e *extractor) addJsmime(addr []byte) {
 	at := bytes.LastIndexByte(addr, '@')
 	if at < 0 {
+		// No '@': jsmime shows the words in angle brackets as an unqualified mailbox, a
+		// colon and what follows it skipped ("<x1:" is x1); one word only, as the other
+		// readings take an unqualified mailbox.
+		if len(addr) > 0 && bytes.IndexAny(addr, " \t") < 0 {
+			e.c.add(addr, nil)
+		}
 		return
 	}
 	e.addTrimmed(addr[:at], addr[at+1:])
