@@ -182,6 +182,9 @@ func (c *collector) readings(v []byte) (eightBit bool) {
 		if feats[i]&fStrayGT != 0 {
 			reading(dropStrayGT(texts[i]))
 		}
+		if feats[i]&fGluedQuote != 0 {
+			reading(dropGluedQuotes(texts[i]))
+		}
 	}
 	for i, n := 0, len(texts); i < n; i++ {
 		if feats[i]&fBidi != 0 {
@@ -216,13 +219,14 @@ const (
 	fStrayGT                      // a '>' that closes no '<'
 	fBidi                         // right-to-left letters or bidi controls
 	fEightBit                     // bytes of 8 bits
+	fGluedQuote                   // a '"' with a word's bytes on both sides
 )
 
 // asciiFeature marks the ASCII bytes [features] looks at; the others are skipped by one
 // table look-up.
 var asciiFeature = func() (t [utf8.RuneSelf]bool) {
 	for c := 0; c < utf8.RuneSelf; c++ {
-		t[c] = dropByte(byte(c)) || c == '=' || c == '<' || c == '>'
+		t[c] = dropByte(byte(c)) || c == '=' || c == '<' || c == '>' || c == '"'
 	}
 	return t
 }()
@@ -253,6 +257,10 @@ func features(t []byte) feature {
 				} else {
 					open--
 				}
+			case c == '"':
+				if i > 0 && i+1 < len(t) && wordByte(t[i-1]) && wordByte(t[i+1]) {
+					f |= fGluedQuote
+				}
 			}
 			i++
 			continue
@@ -281,6 +289,26 @@ func isASCIIBytes(b []byte) bool {
 
 // dropStrayGT returns t without the '>' bytes that close no '<': jsmime drops such a '>'
 // and joins what is on either side of it ("ceo@>ours.example" shows ceo@ours.example).
+// wordByte reports whether c can be part of a word glued to a quoted string: no blank, no
+// control and no special but the dot.
+func wordByte(c byte) bool {
+	return c > ' ' && c != 0x7f && bytes.IndexByte([]byte(`"()<>[]:;@\,`), c) < 0
+}
+
+// dropGluedQuotes returns t without the '"' bytes that have a word's bytes on both sides:
+// mailparser, postal-mime, Python and mutt show "ceo@ours.example"0 as one word,
+// ceo@ours.example0, where the other readings see a quoted string and then a word.
+func dropGluedQuotes(t []byte) []byte {
+	out := make([]byte, 0, len(t))
+	for i, c := range t {
+		if c == '"' && i > 0 && i+1 < len(t) && wordByte(t[i-1]) && wordByte(t[i+1]) {
+			continue
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
 func dropStrayGT(t []byte) []byte {
 	out := make([]byte, 0, len(t))
 	open := 0

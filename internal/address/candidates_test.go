@@ -271,6 +271,7 @@ var issue12Tests = []struct {
 	{"B text cut at a padding inside (Python, mutt)", "=?UTF-8?B?Y2VvQG91cnMuZXhhbXBsZQ==Zm9v?= <x@evil.example>", A("ceo", "ours.example")},
 	{"B text padding inside read as zero bits (postal-mime)", "=?UTF-8?B?Y2VvQG9=cnMuZXhhbXBsZQ1=?= <x@ev>", A("o", "rs.example")},
 	{"jsmime: a word after the angle glued to the name", "=?UTF-8?B?Y2VvQG91cnMuZXhhbXBsZQ==?= <x@evil.example>c", A("ceo", "ours.examplec")},
+	{"a quoted string glued to a word (mailparser, postal-mime, Python, mutt)", `"ceo@ours.exam"ple`, A("ceo", "ours.example")},
 	{"jsmime: an unclosed angle with a colon", "ceo@ours.exa <x1:", A("x1", "")},
 	{"jsmime: nothing after the last at", "CEO <x@evil.example>accounts <ceo@", A("x", "evil.exampleceo")},
 	{"jsmime: a stray ')' after the at skipped", "ceo (boss) @ )ours.example( o", A("ceo", "ours.example")},
