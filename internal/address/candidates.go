@@ -213,13 +213,13 @@ func (c *collector) readings(v []byte) (eightBit bool) {
 type feature uint8
 
 const (
-	fStrip    feature = 1 << iota // appendStripped would drop something
-	fNUL                          // a NUL byte: readers that stop there
-	fEncoded                      // "=?": maybe an encoded word
-	fStrayGT                      // a '>' that closes no '<'
-	fBidi                         // right-to-left letters or bidi controls
-	fEightBit                     // bytes of 8 bits
-	fGluedQuote                   // a '"' with a word's bytes on both sides
+	fStrip      feature = 1 << iota // appendStripped would drop something
+	fNUL                            // a NUL byte: readers that stop there
+	fEncoded                        // "=?": maybe an encoded word
+	fStrayGT                        // a '>' that closes no '<'
+	fBidi                           // right-to-left letters or bidi controls
+	fEightBit                       // bytes of 8 bits
+	fGluedQuote                     // a '"' with a word's bytes on both sides
 )
 
 // asciiFeature marks the ASCII bytes [features] looks at; the others are skipped by one
