@@ -915,9 +915,9 @@ func (c *collector) jsmime(text []byte) {
 	}
 }
 
-// addJsmime adds the address jsmime shows as addr (unquoted), cut at its last '@'; when
-// nothing follows that '@', jsmime shows the rest quoted ("x@evil.example"@), which a
-// person reads as the address before it, cut at the '@' before.
+// addJsmime adds the address jsmime shows as addr (unquoted), cut at its last '@'; a local
+// part with an '@' in it jsmime shows quoted ("x@evil.example"@our, or "x@evil.example"@
+// when nothing follows), which a person reads as an address too, cut at the '@' before.
 func (e *extractor) addJsmime(addr []byte) {
 	at := bytes.LastIndexByte(addr, '@')
 	if at < 0 {
@@ -930,10 +930,8 @@ func (e *extractor) addJsmime(addr []byte) {
 		return
 	}
 	e.addTrimmed(addr[:at], addr[at+1:])
-	if len(bytes.Trim(addr[at+1:], " \t")) == 0 {
-		if at2 := bytes.LastIndexByte(addr[:at], '@'); at2 >= 0 {
-			e.addTrimmed(addr[:at2], addr[at2+1:at])
-		}
+	if at2 := bytes.LastIndexByte(addr[:at], '@'); at2 >= 0 {
+		e.addTrimmed(addr[:at2], addr[at2+1:at])
 	}
 }
 

@@ -42,7 +42,9 @@ var candidateTests = []struct {
 	{"quoted local part holds mailbox", `"ceo@our.example"@evil.example`,
 		[]Address{A("ceo@our.example", "evil.example"), A("our.example", "evil.example"), A("ceo", "our.example")}},
 	{"quoted local part holds name-addr", `"Treasury <treasury@acme-corp.example>"@lure.example`,
-		[]Address{A("Treasury <treasury@acme-corp.example>", "lure.example"), A("Treasury<treasury@acme-corp.example>", "lure.example"), A("treasury", "acme-corp.example"), A("Treasury", "lure.example")}},
+		[]Address{A("Treasury <treasury@acme-corp.example>", "lure.example"), A("Treasury<treasury@acme-corp.example>", "lure.example"), A("treasury", "acme-corp.example"), A("Treasury", "lure.example"),
+			// jsmime's quoted local part, read as an address: its own '@' cut first
+			A("Treasury <treasury", "acme-corp.example>"), A("Treasury <treasury", "acme-corp.example")}},
 	{"comments around at", `noc (network ops) @ (main site) acme-corp.example`,
 		[]Address{A("noc", "acme-corp.example"), A("ops", "main"), A("nocnetworkops", "main")}},
 	{"fold after dot", "noc@acme-corp.  example", []Address{A("noc", "acme-corp.example"), A("noc", "acme-corp.")}},
@@ -83,7 +85,7 @@ var candidateTests = []struct {
 	{"unclosed comment", `x@evil.example (ceo@our.example`, []Address{A("x", "evil.example"), A("ceo", "our.example")}},
 	// jsmime skips the ')' and glues on what follows: x@evil.exampleceo@our.example.
 	{"stray close paren", `x@evil.example) ceo@our.example`, []Address{A("x", "evil.example"), A("ceo", "our.example"),
-		A("x@evil.exampleceo", "our.example"), A("evil.exampleceo", "our.example")}},
+		A("x@evil.exampleceo", "our.example"), A("evil.exampleceo", "our.example"), A("x", "evil.exampleceo")}},
 	{"unclosed literal", `ceo@[our.example`, []Address{A("ceo", "our.example")}},
 
 	// RFC 2047.
