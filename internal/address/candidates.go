@@ -848,9 +848,10 @@ func (c *collector) jsmime(text []byte) {
 	closed, nameGlued := false, false // a '>' closed an angle; a word came after it
 	commit := func() {
 		c.ext.addJsmime(addr)
-		// The name only when a word after a '>' was glued on: otherwise the other
-		// readings have its addresses.
-		if nameGlued {
+		// The name only when a word after a '>' was glued on (otherwise the other
+		// readings have its addresses), and only an address in it: a name is never
+		// an unqualified mailbox ("<x@evil.example> Bob" names no mailbox Bob).
+		if nameGlued && bytes.IndexByte(name, '@') >= 0 {
 			c.ext.addJsmime(name)
 		}
 		addr, local, name, inAngle, needsSpace = addr[:0], local[:0], name[:0], false, false

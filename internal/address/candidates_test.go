@@ -66,6 +66,8 @@ var candidateTests = []struct {
 	{"parens in quoted display name", `"Payroll (payroll@hq.acme-corp.example)" <x@evil.example>`,
 		[]Address{A("x", "evil.example"), A("payroll", "hq.acme-corp.example"), A("Payrollpayroll", "hq.acme-corp.example")}},
 	// jsmime takes the words after the '>' for the local part of the '@' after them.
+	{"jsmime: a name after the angle is no mailbox", `<x@evil.example> Bob`, []Address{A("x", "evil.example")}},
+	{"jsmime: a name after the angle, with a colon", `To: <x@evil.example> Bob`, []Address{A("x", "evil.example")}},
 	{"prose after angle", `<x@evil.example> on behalf of ceo@our.example`, []Address{A("x", "evil.example"), A("ceo", "our.example"),
 		A("onbehalfofceo", "our.example"), A("on behalf of ceo", "our.example")}},
 	{"prose ends in sentence", `<x@evil.example> for ceo@our.example. Thanks`,
