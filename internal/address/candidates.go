@@ -203,7 +203,8 @@ func (c *collector) readings(v []byte) (eightBit bool) {
 		c.scan(t, structured)
 		c.scan(t, transparent)
 		if needsJsmime(t) {
-			c.jsmime(t)
+			c.jsmime(t, false)
+			c.jsmime(t, true)
 		}
 	}
 	return eightBit
@@ -838,16 +839,21 @@ func (c *collector) scan(text []byte, m mode) {
 // "ceo@ours.Received: from x" as ceo@ours.Receivedfrom x, and "ceo (boss) @ )hq" as
 // ceo@hq (a ')' outside a comment is skipped). The display name is what is outside angle
 // brackets, or an address a second '<' turned into one, with words after the '>' appended:
-// "=?UTF-8?B?Y2VvQG91cnMuZXhhbXBsZQ==?= <x@evil>c" shows the name ceo@ours.examplec. See
+// "=?UTF-8?B?Y2VvQG91cnMuZXhhbXBsZQ==?= <x@evil>c" shows the name ceo@ours.examplec.
+// asWritten gives the display name alone, with a space wherever the text has white space,
+// as postal-mime and mailparser keep a name's (".e =?UTF-8?B?...?= <x@evil>c" shows
+// ".e ceo@ours.examplec"). See
 // needsJsmime for when it matters. The address is cut at its last '@'; what is not a domain after it is dropped by
 // addTrimmed.
-func (c *collector) jsmime(text []byte) {
+func (c *collector) jsmime(text []byte, asWritten bool) {
 	l := lexer{text: text, mode: structured}
 	addr, local, name := c.ext.domBuf[:0], c.ext.domLocal[:0], c.ext.jsName[:0]
 	inAngle, needsSpace, prevEnd := false, false, -1
 	closed, nameGlued := false, false // a '>' closed an angle; a word came after it
 	commit := func() {
-		c.ext.addJsmime(addr)
+		if !asWritten {
+			c.ext.addJsmime(addr)
+		}
 		// The name only when a word after a '>' was glued on (otherwise the other
 		// readings have its addresses), and only an address in it: a name is never
 		// an unqualified mailbox ("<x@evil.example> Bob" names no mailbox Bob).
@@ -894,6 +900,9 @@ func (c *collector) jsmime(text []byte) {
 			glued := !t.gap && t.start == prevEnd
 			dot := len(word) > 0 && word[0] == '.'
 			sp := !glued && needsSpace && !dot
+			if asWritten {
+				sp = t.gap && (inAngle && len(addr) > 0 || !inAngle && len(name) > 0)
+			}
 			if inAngle {
 				if sp {
 					addr = append(addr, ' ')
