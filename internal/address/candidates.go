@@ -865,6 +865,9 @@ func (c *collector) jsmime(text []byte, asWritten bool) {
 	}
 	for {
 		t := l.next()
+		if t.kind == tokOther && text[t.start] == ']' {
+			t.kind = tokAtom // no literal opened: to jsmime a ']' is a character of a word ("<ceo]" is ceo])
+		}
 		switch t.kind {
 		case tokEOF:
 			commit()
@@ -946,9 +949,9 @@ func (e *extractor) addJsmime(addr []byte) {
 }
 
 // needsJsmime reports whether jsmime may show an address in text that the other readings
-// miss: with two '<', a ':' or a ')' in it, or a word after its last '>'.
+// miss: with two '<', a ':', a ')' or a ']' in it, or a word after its last '>'.
 func needsJsmime(text []byte) bool {
-	if bytes.IndexByte(text, ':') >= 0 || bytes.IndexByte(text, ')') >= 0 || bytes.Count(text, []byte("<")) >= 2 {
+	if bytes.IndexAny(text, ":)]") >= 0 || bytes.Count(text, []byte("<")) >= 2 {
 		return true
 	}
 	i := bytes.LastIndexByte(text, '>')

@@ -279,6 +279,7 @@ var issue12Tests = []struct {
 	{"jsmime: an unclosed angle with a colon", "ceo@ours.exa <x1:", A("x1", "")},
 	{"jsmime: nothing after the last at", "CEO <x@evil.example>accounts <ceo@", A("x", "evil.exampleceo")},
 	{"postal-mime: a name glued after the angle, its blanks kept", ".e =?UTF-8?B?Y2VvQG91cnMuZXhhbXBsZQ==?= <x@evil.example>c", A("ceo", "ours.examplec")},
+	{"jsmime: a stray ']' is part of the word", "CEO <ceo]", A("ceo]", "")},
 	{"jsmime: a stray ')' after the at skipped", "ceo (boss) @ )ours.example( o", A("ceo", "ours.example")},
 	{"jsmime: a word after a comma is a new token", "m: a@x.me,phi sher@scam.example", A("phi sher", "scam.example")},
 	{"jsmime: angle-addrs glued across a name", "CEO <ceo@ours.exam> x <ple>", A("ceo", "ours.example")},
