@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"slices"
+	"strings"
 	"unicode"
 	"unicode/utf8"
 
@@ -203,8 +204,9 @@ func (c *collector) readings(v []byte) (eightBit bool) {
 		c.scan(t, structured)
 		c.scan(t, transparent)
 		if needsJsmime(t) {
-			c.jsmime(t, false)
-			c.jsmime(t, true)
+			if c.jsmime(t, false) {
+				c.jsmime(t, true) // the glued name again, as postal-mime and mailparser space it
+			}
 		}
 	}
 	return eightBit
@@ -293,7 +295,7 @@ func isASCIIBytes(b []byte) bool {
 // wordByte reports whether c can be part of a word glued to a quoted string: no blank, no
 // control and no special but the dot.
 func wordByte(c byte) bool {
-	return c > ' ' && c != 0x7f && bytes.IndexByte([]byte(`"()<>[]:;@\,`), c) < 0
+	return c > ' ' && c != 0x7f && strings.IndexByte(`"()<>[]:;@\,`, c) < 0
 }
 
 // dropGluedQuotes returns t without the '"' bytes that have a word's bytes on both sides:
@@ -842,10 +844,10 @@ func (c *collector) scan(text []byte, m mode) {
 // "=?UTF-8?B?Y2VvQG91cnMuZXhhbXBsZQ==?= <x@evil>c" shows the name ceo@ours.examplec.
 // asWritten gives the display name alone, with a space wherever the text has white space,
 // as postal-mime and mailparser keep a name's (".e =?UTF-8?B?...?= <x@evil>c" shows
-// ".e ceo@ours.examplec"). See
-// needsJsmime for when it matters. The address is cut at its last '@'; what is not a domain after it is dropped by
-// addTrimmed.
-func (c *collector) jsmime(text []byte, asWritten bool) {
+// ".e ceo@ours.examplec"). See needsJsmime for when it matters. The address is cut at its
+// last '@'; what is not a domain after it is dropped by addTrimmed. It reports whether a
+// name with an '@' had words glued on after a '>': only then does asWritten add anything.
+func (c *collector) jsmime(text []byte, asWritten bool) (gluedName bool) {
 	l := lexer{text: text, mode: structured}
 	addr, local, name := c.ext.domBuf[:0], c.ext.domLocal[:0], c.ext.jsName[:0]
 	inAngle, needsSpace, prevEnd := false, false, -1
@@ -859,6 +861,7 @@ func (c *collector) jsmime(text []byte, asWritten bool) {
 		// an unqualified mailbox ("<x@evil.example> Bob" names no mailbox Bob).
 		if nameGlued && bytes.IndexByte(name, '@') >= 0 {
 			c.ext.addJsmime(name)
+			gluedName = true
 		}
 		addr, local, name, inAngle, needsSpace = addr[:0], local[:0], name[:0], false, false
 		closed, nameGlued = false, false
@@ -872,7 +875,7 @@ func (c *collector) jsmime(text []byte, asWritten bool) {
 		case tokEOF:
 			commit()
 			c.ext.domBuf, c.ext.domLocal, c.ext.jsName = addr, local, name
-			return
+			return gluedName
 		case tokOther:
 			if b := text[t.start]; b == ',' || b == ';' {
 				commit()

@@ -9,7 +9,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"syscall"
 	"time"
 
 	"block-forged-sender/internal/rules"
@@ -175,7 +174,7 @@ func replace(rulesFile string, text []byte) (created bool, err error) {
 		return false, fmt.Errorf("pgsync: %w", err)
 	}
 	renamed = true
-	if err := syncDir(dir); err != nil {
+	if err := rules.SyncDir(dir); err != nil {
 		return created, fmt.Errorf("pgsync: sync directory %s: %w", dir, err)
 	}
 	// 4. its CDB.
@@ -247,21 +246,4 @@ func later(a, b time.Time) time.Time {
 		return b
 	}
 	return a
-}
-
-// syncDir makes a rename in dir durable. File systems that cannot sync a directory are
-// not an error.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if errors.Is(err, syscall.EINVAL) || errors.Is(err, syscall.ENOTSUP) {
-		err = nil
-	}
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }

@@ -123,7 +123,7 @@ func compile(src, name, dst string) (rep Report, err error) {
 	}
 	renamed = true
 	rep = b.report()
-	if err := syncDir(dir); err != nil {
+	if err := SyncDir(dir); err != nil {
 		return rep, fmt.Errorf("rules: sync directory %s: %w", dir, err)
 	}
 	return rep, nil
@@ -244,9 +244,10 @@ func unchanged(f *os.File, before os.FileInfo) error {
 	return nil
 }
 
-// syncDir makes a rename in dir durable. File systems that cannot sync a directory
-// (EINVAL) are not an error.
-func syncDir(dir string) error {
+// SyncDir makes a rename in dir durable. File systems that cannot sync a directory
+// (EINVAL, ENOTSUP) are not an error. Compile uses it for the CDB, pgsync for the text it
+// writes beside it.
+func SyncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
 		return err
