@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -19,6 +18,7 @@ import (
 
 	"block-forged-sender/internal/milter"
 	"block-forged-sender/internal/policy"
+	"block-forged-sender/internal/testenv"
 )
 
 // milterDaemon is the built program running "milter" on a unix socket.
@@ -392,39 +392,8 @@ func TestMilterDaemonMetrics(t *testing.T) {
 	}
 }
 
-// fields parses a log line, "block-forged-sender: k=v k=\"v w\" ...", into its fields.
-func fields(line string) map[string]string {
-	rest := strings.TrimPrefix(line, "block-forged-sender: ")
-	f := map[string]string{}
-	for rest != "" {
-		k, v, ok := strings.Cut(rest, "=")
-		if !ok {
-			break
-		}
-		if strings.HasPrefix(v, `"`) {
-			q, err := strconv.QuotedPrefix(v)
-			if err != nil {
-				break
-			}
-			f[k], rest = q, strings.TrimPrefix(v[len(q):], " ")
-			continue
-		}
-		f[k], rest, _ = strings.Cut(v, " ")
-	}
-	return f
-}
-
-// hasFields reports whether line holds every field of want (written as a log line), with
-// the same values; a field written "k=" need only be there.
-func hasFields(line, want string) bool {
-	got := fields(line)
-	for k, v := range fields(want) {
-		if g, ok := got[k]; !ok || v != "" && g != v {
-			return false
-		}
-	}
-	return true
-}
+// hasFields is [testenv.HasLogFields].
+func hasFields(line, want string) bool { return testenv.HasLogFields(line, want) }
 
 // TestEntryRecordAddresses: the envelope addresses Postfix and Sendmail pass in angle
 // brackets are logged as the qmail modes log them.

@@ -203,39 +203,19 @@ func rulesFile(t *testing.T, text string) string {
 	return p
 }
 
-// logFields parses the one log line into its key=value fields.
+// logFields parses the one log line into its key=value fields, values as written.
 func logFields(t *testing.T, stderr []byte) map[string]string {
 	t.Helper()
 	line := strings.TrimSuffix(string(stderr), "\n")
 	if strings.Contains(line, "\n") {
 		t.Fatalf("want one log line, got %q", stderr)
 	}
-	rest, ok := strings.CutPrefix(line, "block-forged-sender: ")
-	if !ok {
+	if !strings.HasPrefix(line, testenv.LogPrefix) {
 		t.Fatalf("log line %q lacks the program prefix", line)
 	}
-	fields := map[string]string{}
-	for rest != "" {
-		k, v, ok := strings.Cut(rest, "=")
-		if !ok {
-			t.Fatalf("log line %q: no = after %q", line, rest)
-		}
-		if strings.HasPrefix(v, `"`) {
-			end := 1
-			for end < len(v) && v[end] != '"' {
-				if v[end] == '\\' {
-					end++
-				}
-				end++
-			}
-			val := v[:end+1]
-			fields[k] = val
-			rest = strings.TrimPrefix(v[end+1:], " ")
-			continue
-		}
-		val, next, _ := strings.Cut(v, " ")
-		fields[k] = val
-		rest = next
+	fields, err := testenv.LogFields(line)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return fields
 }

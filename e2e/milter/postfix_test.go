@@ -663,46 +663,8 @@ func (d *daemon) logText(t testing.TB) string {
 	return string(b)
 }
 
-// logFields parses a log line, "block-forged-sender: k=v k=\"v w\" ...", into its fields.
-func logFields(line string) map[string]string {
-	rest := strings.TrimPrefix(line, "block-forged-sender: ")
-	f := map[string]string{}
-	for rest != "" {
-		k, v, ok := strings.Cut(rest, "=")
-		if !ok {
-			break
-		}
-		if strings.HasPrefix(v, `"`) {
-			end := 1
-			for end < len(v) && v[end] != '"' {
-				if v[end] == '\\' {
-					end++
-				}
-				end++
-			}
-			f[k] = v[:min(end+1, len(v))]
-			rest = strings.TrimPrefix(v[min(end+1, len(v)):], " ")
-			continue
-		}
-		val, next, _ := strings.Cut(v, " ")
-		f[k] = val
-		rest = next
-	}
-	return f
-}
-
-// hasFields reports whether line holds every field of want (written as a log line), in any
-// order and with the same values; a field written "k=" need only be there.
-func hasFields(line, want string) bool {
-	got := logFields(line)
-	for k, v := range logFields(want) {
-		g, ok := got[k]
-		if !ok || (v != "" && g != v) {
-			return false
-		}
-	}
-	return true
-}
+// hasFields is [testenv.HasLogFields].
+func hasFields(line, want string) bool { return testenv.HasLogFields(line, want) }
 
 // logHas reports whether a line of text holds every field of want.
 func logHas(text, want string) bool { return logCount(text, want) > 0 }

@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"block-forged-sender/internal/testenv"
 )
 
 // server is one tcpserver running qmail-smtpd, started as a qmail-smtpd run script starts
@@ -448,9 +450,6 @@ func head(b []byte) []byte {
 	return b
 }
 
-// ourLogPrefix starts each of the program's log lines.
-const ourLogPrefix = "block-forged-sender: "
-
 // checkLog asserts that the server's log, since checkLog last looked, holds exactly one
 // line of the program's (want non-nil) with the fields in want, or none (want nil). The
 // log schema is the lead's (issue 11): what a line must say is decided here alone.
@@ -461,7 +460,7 @@ func (s *server) checkLog(t testing.TB, want map[string]string) map[string]strin
 	s.seen = len(all)
 	var ours []string
 	for _, line := range strings.Split(text, "\n") {
-		if strings.HasPrefix(line, ourLogPrefix) {
+		if strings.HasPrefix(line, testenv.LogPrefix) {
 			ours = append(ours, line)
 		}
 	}
@@ -474,7 +473,7 @@ func (s *server) checkLog(t testing.TB, want map[string]string) map[string]strin
 	if len(ours) != 1 {
 		t.Fatalf("log has %d lines of the program, want 1:\n%s", len(ours), text)
 	}
-	fields, err := logFields(strings.TrimPrefix(ours[0], ourLogPrefix))
+	fields, err := testenv.LogValues(ours[0])
 	if err != nil {
 		t.Fatalf("log line %q: %v", ours[0], err)
 	}
@@ -487,36 +486,4 @@ func (s *server) checkLog(t testing.TB, want map[string]string) map[string]strin
 		}
 	}
 	return fields
-}
-
-// logFields splits a line of key=value pairs, values bare or Go-quoted (log/slog's text
-// format).
-func logFields(line string) (map[string]string, error) {
-	fields := map[string]string{}
-	for line != "" {
-		eq := strings.IndexByte(line, '=')
-		if eq <= 0 {
-			return nil, fmt.Errorf("no key=value at %q", line)
-		}
-		key := line[:eq]
-		line = line[eq+1:]
-		var val string
-		if strings.HasPrefix(line, `"`) {
-			q, err := strconv.QuotedPrefix(line)
-			if err != nil {
-				return nil, fmt.Errorf("%s: %v", key, err)
-			}
-			val, _ = strconv.Unquote(q)
-			line = line[len(q):]
-		} else {
-			end := strings.IndexByte(line, ' ')
-			if end < 0 {
-				end = len(line)
-			}
-			val, line = line[:end], line[end:]
-		}
-		fields[key] = val
-		line = strings.TrimPrefix(line, " ")
-	}
-	return fields, nil
 }

@@ -146,32 +146,12 @@ func logFields(t *testing.T, stderr string) map[string]string {
 	if !ok || strings.Contains(line, "\n") {
 		t.Fatalf("want one log line, got %q", stderr)
 	}
-	rest, ok := strings.CutPrefix(line, "block-forged-sender: ")
-	if !ok {
+	if !strings.HasPrefix(line, testenv.LogPrefix) {
 		t.Fatalf("log line %q lacks the program prefix", line)
 	}
-	f := map[string]string{}
-	for rest != "" {
-		k, v, ok := strings.Cut(rest, "=")
-		if !ok {
-			t.Fatalf("log line %q: no = after %q", line, rest)
-		}
-		if strings.HasPrefix(v, `"`) {
-			end := 1
-			for end < len(v) && v[end] != '"' {
-				if v[end] == '\\' {
-					end++
-				}
-				end++
-			}
-			uq, err := strconv.Unquote(v[:end+1])
-			if err != nil {
-				t.Fatalf("log line %q: %v", line, err)
-			}
-			f[k], rest = uq, strings.TrimPrefix(v[end+1:], " ")
-			continue
-		}
-		f[k], rest, _ = strings.Cut(v, " ")
+	f, err := testenv.LogValues(line)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return f
 }

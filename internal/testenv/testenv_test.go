@@ -23,3 +23,21 @@ func TestReadSnippet(t *testing.T) {
 		t.Error("ReadSnippet(empty) gave no error")
 	}
 }
+
+func TestLogFields(t *testing.T) {
+	line := `block-forged-sender: verdict=reject reason="forged: \"x\" used" rule=r:1 warning=`
+	f, err := LogFields(line)
+	if err != nil || len(f) != 4 || f["verdict"] != "reject" || f["reason"] != `"forged: \"x\" used"` || f["rule"] != "r:1" || f["warning"] != "" {
+		t.Errorf("LogFields = %q, %v", f, err)
+	}
+	v, err := LogValues(line)
+	if err != nil || v["reason"] != `forged: "x" used` {
+		t.Errorf("LogValues = %q, %v", v, err)
+	}
+	if f, err := LogFields(`verdict=pass reason="open`); err == nil || f["verdict"] != "pass" {
+		t.Errorf("an open quote: %q, %v", f, err)
+	}
+	if !HasLogFields(line, `rule=r:1 warning= verdict=reject`) || HasLogFields(line, `verdict=pass`) || HasLogFields(line, `client=`) {
+		t.Error("HasLogFields")
+	}
+}
