@@ -215,30 +215,7 @@ func startUnit(t testing.TB, us unitStart) *daemon {
 	d.cmd.Env = env
 	d.cmd.Stdout, d.cmd.Stderr = logf, logf
 	d.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
-	must(t, d.cmd.Start())
-	d.done = make(chan error, 1)
-	go func() { d.done <- d.cmd.Wait() }()
-	t.Cleanup(func() {
-		d.stop(t)
-		if t.Failed() {
-			t.Logf("daemon log:\n%s", tail([]byte(d.logText(t)), 8000))
-		}
-	})
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		if c, err := net.Dial("unix", d.socket); err == nil {
-			c.Close()
-			break
-		}
-		select {
-		case err := <-d.done:
-			d.done <- err
-			t.Fatalf("daemon exited: %v\n%s", err, d.logText(t))
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("daemon does not listen on %s:\n%s", d.socket, d.logText(t))
-		}
-	}
+	d.start(t)
 	return d
 }
 

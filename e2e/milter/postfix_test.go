@@ -587,6 +587,22 @@ func startDaemonOn(t testing.TB, spec string, env []string, rules string, args .
 	d.cmd.Env = append([]string{"PATH=/usr/bin:/bin"}, env...)
 	d.cmd.Stdout, d.cmd.Stderr = logf, logf
 	d.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(pfGID)}}
+	d.start(t)
+	if d.socket != "" {
+		fi, err := os.Stat(d.socket)
+		must(t, err)
+		if fi.Mode().Perm() != 0o660 {
+			t.Errorf("socket mode %v, want 0660", fi.Mode().Perm())
+		}
+	}
+	return d
+}
+
+// start starts d.cmd, its output going to d.log, stops it when the test ends (showing the
+// log of a failed test), and waits until it accepts connections on d.socket, or on the TCP
+// address of d.spec when there is no socket.
+func (d *daemon) start(t testing.TB) {
+	t.Helper()
 	must(t, d.cmd.Start())
 	d.done = make(chan error, 1)
 	go func() { d.done <- d.cmd.Wait() }()
@@ -603,7 +619,7 @@ func startDaemonOn(t testing.TB, spec string, env []string, rules string, args .
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
 		if c, err := net.Dial(network, addr); err == nil {
 			c.Close()
-			break
+			return
 		}
 		select {
 		case err := <-d.done:
@@ -615,14 +631,6 @@ func startDaemonOn(t testing.TB, spec string, env []string, rules string, args .
 			t.Fatalf("daemon does not listen on %s:\n%s", d.spec, d.logText(t))
 		}
 	}
-	if d.socket != "" {
-		fi, err := os.Stat(d.socket)
-		must(t, err)
-		if fi.Mode().Perm() != 0o660 {
-			t.Errorf("socket mode %v, want 0660", fi.Mode().Perm())
-		}
-	}
-	return d
 }
 
 // sendmailSpec is the daemon's socket in Sendmail's syntax: unix:PATH or inet:PORT@HOST.
