@@ -1,12 +1,13 @@
 package main
 
 import (
-	"slices"
 	"sync"
 	"testing"
 	"time"
 
 	lib "github.com/d--j/go-milter"
+
+	"block-forged-sender/internal/testenv"
 )
 
 // BenchmarkMilterDaemon drives the real daemon (the built program, "milter" on a unix
@@ -68,15 +69,7 @@ func BenchmarkMilterDaemon(b *testing.B) {
 			})
 			elapsed := time.Since(start)
 			b.StopTimer()
-			if len(lat) == 0 {
-				return
-			}
-			slices.Sort(lat)
-			pct := func(p float64) float64 { return float64(lat[int(p*float64(len(lat)-1))].Microseconds()) }
-			b.ReportMetric(float64(len(lat))/elapsed.Seconds(), "msgs/s")
-			b.ReportMetric(pct(0.50), "p50-µs")
-			b.ReportMetric(pct(0.90), "p90-µs")
-			b.ReportMetric(pct(0.99), "p99-µs")
+			testenv.ReportLatencies(b, lat, elapsed)
 		})
 	}
 }

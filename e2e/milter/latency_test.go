@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"block-forged-sender/internal/testenv"
 )
 
 // timedTransaction runs one whole SMTP session with Postfix at addr (connect, EHLO, MAIL
@@ -31,13 +33,6 @@ func timedTransaction(t testing.TB, addr, from string, msg []byte) (time.Duratio
 	reply := s.expect("")
 	s.cmd("QUIT", "221")
 	return time.Since(start), reply
-}
-
-// percentile returns the p-th percentile (0 < p < 100) of sorted durations, by the
-// nearest-rank method.
-func percentile(sorted []time.Duration, p int) time.Duration {
-	i := (len(sorted)*p + 99) / 100
-	return sorted[max(i, 1)-1]
 }
 
 // BenchmarkMilterTransaction is one SMTP transaction (a legitimate message, so every milter
@@ -101,8 +96,8 @@ func BenchmarkMilterTransaction(b *testing.B) {
 			}
 			for i, s := range setups {
 				slices.Sort(times[i])
-				b.ReportMetric(ms(percentile(times[i], 50)), s.name+"-p50-ms")
-				b.ReportMetric(ms(percentile(times[i], 90)), s.name+"-p90-ms")
+				b.ReportMetric(ms(testenv.Percentile(times[i], 50)), s.name+"-p50-ms")
+				b.ReportMetric(ms(testenv.Percentile(times[i], 90)), s.name+"-p90-ms")
 			}
 		})
 	}
@@ -133,7 +128,7 @@ func TestTCPTransactionTime(t *testing.T) {
 		}
 	}
 	slices.Sort(times)
-	if med := percentile(times, 50); med >= 20*time.Millisecond {
+	if med := testenv.Percentile(times, 50); med >= 20*time.Millisecond {
 		t.Errorf("median transaction over TCP %v, want under 20ms (all: %v)", med, times)
 	}
 	// Every message went through the daemon: it logged a pass for each, at the end of the

@@ -2,7 +2,6 @@ package qmail
 
 import (
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -66,40 +65,14 @@ func BenchmarkQmailTransaction(b *testing.B) {
 	}
 	b.StopTimer()
 	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
-	plain := percentile(times[0], 50)
+	plain := testenv.Percentile(times[0], 50)
 	for i, su := range setups {
-		p50 := percentile(times[i], 50)
+		p50 := testenv.Percentile(times[i], 50)
 		b.ReportMetric(ms(p50), su.name+"-p50-ms")
-		b.ReportMetric(ms(percentile(times[i], 90)), su.name+"-p90-ms")
+		b.ReportMetric(ms(testenv.Percentile(times[i], 90)), su.name+"-p90-ms")
 		if i > 0 {
 			b.ReportMetric(ms(p50-plain), su.name+"-added-ms")
 		}
 	}
 	b.ReportMetric(0, "ns/op")
-}
-
-// percentile returns the p-th percentile of ds (nearest rank).
-func percentile(ds []time.Duration, p int) time.Duration {
-	if len(ds) == 0 {
-		return 0
-	}
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	rank := (p*len(s) + 99) / 100 // ceil(p/100 * n)
-	return s[max(rank, 1)-1]
-}
-
-func TestPercentile(t *testing.T) {
-	ds := []time.Duration{5, 1, 4, 2, 3, 10, 9, 8, 7, 6}
-	for _, tt := range []struct {
-		p    int
-		want time.Duration
-	}{{50, 5}, {90, 9}, {100, 10}, {1, 1}} {
-		if got := percentile(ds, tt.p); got != tt.want {
-			t.Errorf("percentile(%v, %d) = %d, want %d", ds, tt.p, got, tt.want)
-		}
-	}
-	if got := percentile(nil, 50); got != 0 {
-		t.Errorf("percentile(nil, 50) = %d, want 0", got)
-	}
 }

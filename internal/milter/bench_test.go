@@ -1,7 +1,6 @@
 package milter
 
 import (
-	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -9,6 +8,7 @@ import (
 	lib "github.com/d--j/go-milter"
 
 	"block-forged-sender/internal/policy"
+	"block-forged-sender/internal/testenv"
 )
 
 // BenchmarkServer drives the server with many concurrent milter connections (GOMAXPROCS×
@@ -67,13 +67,5 @@ func BenchmarkServer(b *testing.B) {
 	})
 	elapsed := time.Since(start)
 	b.StopTimer()
-	if len(lat) == 0 {
-		return
-	}
-	slices.Sort(lat)
-	pct := func(p float64) float64 { return float64(lat[int(p*float64(len(lat)-1))].Microseconds()) }
-	b.ReportMetric(float64(len(lat))/elapsed.Seconds(), "msgs/s")
-	b.ReportMetric(pct(0.50), "p50-µs")
-	b.ReportMetric(pct(0.90), "p90-µs")
-	b.ReportMetric(pct(0.99), "p99-µs")
+	testenv.ReportLatencies(b, lat, elapsed)
 }

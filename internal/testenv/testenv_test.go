@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 func TestReadSnippet(t *testing.T) {
@@ -39,5 +40,20 @@ func TestLogFields(t *testing.T) {
 	}
 	if !HasLogFields(line, `rule=r:1 warning= verdict=reject`) || HasLogFields(line, `verdict=pass`) || HasLogFields(line, `client=`) {
 		t.Error("HasLogFields")
+	}
+}
+
+func TestPercentile(t *testing.T) {
+	ds := []time.Duration{5, 1, 4, 2, 3, 10, 9, 8, 7, 6}
+	for _, tt := range []struct {
+		p    int
+		want time.Duration
+	}{{50, 5}, {90, 9}, {100, 10}, {1, 1}} {
+		if got := Percentile(ds, tt.p); got != tt.want {
+			t.Errorf("Percentile(%v, %d) = %d, want %d", ds, tt.p, got, tt.want)
+		}
+	}
+	if got := Percentile(nil, 50); got != 0 {
+		t.Errorf("Percentile(nil, 50) = %d, want 0", got)
 	}
 }
