@@ -294,29 +294,6 @@ func TestReplayEnvelope(t *testing.T) {
 	}
 }
 
-// dirState is every entry of a directory with its size, mode and modification time.
-func dirState(t *testing.T, dir string) map[string]string {
-	t.Helper()
-	state := map[string]string{}
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range ents {
-		fi, err := e.Info()
-		if err != nil {
-			t.Fatal(err)
-		}
-		state[e.Name()] = fmt.Sprintf("%d %v %d", fi.Size(), fi.Mode(), fi.ModTime().UnixNano())
-	}
-	fi, err := os.Stat(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	state["."] = fmt.Sprintf("%v %d", fi.Mode(), fi.ModTime().UnixNano())
-	return state
-}
-
 // TestCheckDoesNotWriteRules: as root, with a rules text newer than its CDB, check reads
 // the text (its new entry decides) and leaves the rules directory exactly as it was, while
 // the filter in the same state compiles (so this test would see a write).
@@ -330,7 +307,7 @@ func TestCheckDoesNotWriteRules(t *testing.T) {
 	old := time.Now().Add(-time.Hour)
 	os.Chtimes(rules+".cdb", old, old)
 	dir := filepath.Dir(rules)
-	before := dirState(t, dir)
+	before := testenv.DirState(t, dir)
 
 	md := writeFiles(t, filepath.Join(t.TempDir(), "Maildir"), map[string]string{
 		"cur/1:2,S": storedLegit,
@@ -351,7 +328,7 @@ func TestCheckDoesNotWriteRules(t *testing.T) {
 			t.Errorf("%q: exit %d, want 1", args, res.code)
 		}
 	}
-	if after := dirState(t, dir); !maps.Equal(before, after) {
+	if after := testenv.DirState(t, dir); !maps.Equal(before, after) {
 		t.Errorf("check wrote to the rules directory:\nbefore %q\nafter  %q", before, after)
 	}
 
@@ -360,7 +337,7 @@ func TestCheckDoesNotWriteRules(t *testing.T) {
 	if res.code != 0 {
 		t.Fatalf("filter: exit %d, %s", res.code, res.stderr)
 	}
-	if after := dirState(t, dir); maps.Equal(before, after) {
+	if after := testenv.DirState(t, dir); maps.Equal(before, after) {
 		t.Errorf("the filter did not compile the newer text: this test cannot see a write")
 	}
 }

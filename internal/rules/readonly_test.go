@@ -2,32 +2,14 @@ package rules
 
 import (
 	"errors"
-	"fmt"
 	"io/fs"
 	"maps"
 	"os"
 	"path/filepath"
 	"testing"
-)
 
-// snapshot is every file of dir with its size, mode, modification time and content.
-func snapshot(t *testing.T, dir string) map[string]string {
-	t.Helper()
-	snap := map[string]string{}
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range ents {
-		fi, err := e.Info()
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := os.ReadFile(filepath.Join(dir, e.Name()))
-		snap[e.Name()] = fmt.Sprintf("%d %v %v %q", fi.Size(), fi.Mode(), fi.ModTime().UnixNano(), b)
-	}
-	return snap
-}
+	"block-forged-sender/internal/testenv"
+)
 
 // TestLoadReadOnly: LoadReadOnly reads what Load would use, and where Load would compile
 // it reads the text instead, leaving the directory as it was, in a directory this process
@@ -77,7 +59,7 @@ func TestLoadReadOnly(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			src := tt.setup(t)
-			before := snapshot(t, filepath.Dir(src))
+			before := testenv.DirState(t, filepath.Dir(src))
 			s, info, err := LoadReadOnly(src)
 			if err != nil {
 				t.Fatal(err)
@@ -96,7 +78,7 @@ func TestLoadReadOnly(t *testing.T) {
 			if m, err := s.Lookup(tt.passed, Scope{}); err != nil || m.Blocked() {
 				t.Errorf("Lookup(%q) = %+v, %v; want not blocked", tt.passed, m, err)
 			}
-			if after := snapshot(t, filepath.Dir(src)); !maps.Equal(before, after) {
+			if after := testenv.DirState(t, filepath.Dir(src)); !maps.Equal(before, after) {
 				t.Errorf("LoadReadOnly changed the directory:\nbefore %q\nafter  %q", before, after)
 			}
 		})
